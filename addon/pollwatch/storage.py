@@ -1,0 +1,261 @@
+"""SQLite persistence of sessions, jobs, polls, transitions and findings (through sqlite-utils).
+
+The proxy never waits on disk: `Store.submit` only queues; one writer thread batches rows into a
+transaction at least once a second. Only allow-listed headers reach the database (the core
+already picked them); bodies are stored only when the user asks for them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from pydantic import BaseModel, Field
+
+from . import __version__
+from .findings import Finding
+from .records import JobSnapshot, PollRecord, Transition, Update
+
+SCHEMA_VERSION = 1
+FLUSH_INTERVAL = 0.5
+BUSY_TIMEOUT_MS = 5000
+TABLES = ("meta", "sessions", "jobs", "polls", "transitions", "findings")
+
+log = logging.getLogger("pollwatch")
+
+
+class StorageError(Exception):
+    """A database pollwatch cannot use; the message is one line meant for the user."""
+
+
+class Session(BaseModel):
+    id: str = Field(default_factory=lambda: time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6])
+    started_at: float = Field(default_factory=time.time)
+    ended_at: float | None = None
+    source: str = "live"
+    label: str | None = None
+    version: str = __version__
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating if needed) a pollwatch database and check its schema version."""
+    try:
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db = sqlite_utils.Database(conn)
+        tables = set(db.table_names())
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"{path}: not a usable SQLite database ({exc})") from exc
+    if tables and "meta" not in tables:
+        raise StorageError(f"{path}: not a pollwatch database (it has tables {', '.join(sorted(tables)[:5])})")
+    if "meta" in tables:
+        row = conn.execute("select value from meta where key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StorageError(f"{path}: written by a newer pollwatch (schema {version}, this one reads "
+                               f"up to {SCHEMA_VERSION}); upgrade pollwatch to use it")
+        if version < 1:
+            raise StorageError(f"{path}: pollwatch schema version missing; not a pollwatch database")
+        return db
+    _create_schema(db)
+    return db
+
+
+def _create_schema(db: sqlite_utils.Database) -> None:
+    db.enable_wal()
+    with db.conn:
+        db["meta"].create({"key": str, "value": str}, pk="key")
+        db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})
+        db["sessions"].create({"id": str, "started_at": float, "ended_at": float, "source": str, "label": str,
+                               "version": str, "settings": str}, pk="id")
+        db["jobs"].create({
+            "key": str, "session_id": str, "job_id": str, "status_url": str, "host": str, "created_at": float,
+            "created_by": str, "create_method": str, "create_url": str, "create_status": int,
+            "create_flow_id": str, "reference_source": str, "operation_ids": str, "states": str,
+            "last_state": str, "terminal_state": str, "terminal_at": float, "polls": int,
+            "polls_after_terminal": int, "last_poll_at": float, "updated_at": float,
+        }, pk="key", foreign_keys=[("session_id", "sessions", "id")])
+        db["polls"].create({
+            "id": int, "session_id": str, "job_key": str, "flow_id": str, "kind": str, "matched_by": str,
+            "method": str, "url": str, "status": int, "request_ts": float, "response_ts": float,
+            "raw_state": str, "state": str, "state_source": str, "cache_verdict": str,
+            "freshness_lifetime": float, "served_by": str, "response_cache_headers": str,
+            "request_cache_headers": str, "retry_after": float, "ids": str, "body_sha256": str,
+            "client": str, "body": str,
+        }, pk="id", foreign_keys=[("session_id", "sessions", "id"), ("job_key", "jobs", "key")])
+        db["transitions"].create({
+            "id": int, "session_id": str, "job_key": str, "flow_id": str, "from_state": str,
+            "to_state": str, "ts": float,
+        }, pk="id", foreign_keys=[("session_id", "sessions", "id"), ("job_key", "jobs", "key")])
+        db["findings"].create({
+            "key": str, "session_id": str, "job_key": str, "job_id": str, "flow_id": str, "code": str,
+            "severity": str, "ts": float, "message": str, "evidence": str, "count": int,
+        }, pk="key", foreign_keys=[("session_id", "sessions", "id"), ("job_key", "jobs", "key")])
+        db["jobs"].create_index(["session_id"])
+        db["jobs"].create_index(["job_id"])
+        db["polls"].create_index(["job_key", "response_ts"])
+        db["polls"].create_index(["session_id"])
+        db["transitions"].create_index(["job_key", "ts"])
+        db["findings"].create_index(["job_key"])
+        db["findings"].create_index(["code"])
+        db["findings"].create_index(["session_id", "ts"])
+
+
+class _Batch:
+    """Rows waiting for the next transaction; later snapshots of a job or finding replace earlier."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.polls: list[dict[str, Any]] = []
+        self.transitions: list[dict[str, Any]] = []
+        self.findings: dict[str, dict[str, Any]] = {}
+        self.session: dict[str, Any] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.jobs or self.polls or self.transitions or self.findings or self.session)
+
+
+class Store:
+    """Owns the database file for one session; thread-safe `submit`, background writes."""
+
+    def __init__(self, path: str | Path, session: Session | None = None, *,
+                 on_error: Callable[[str], None] | None = None) -> None:
+        self.path = Path(path)
+        self.session = session or Session()
+        self._on_error = on_error or (lambda message: log.error(message))
+        self._queue: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._error_reported = False
+        self.write_errors = 0
+        self.rows_written = 0
+        connect(self.path).conn.close()  # fail now, with a clear message, not in the writer thread
+
+    # --- producer side (any thread, never blocks) ---------------------------------------------
+
+    def start(self) -> "Store":
+        self._queue.put(("session", self.session.model_dump()))
+        self._thread = threading.Thread(target=self._run, name="pollwatch-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    def submit(self, update: Update) -> None:
+        self._queue.put(("update", update))
+
+    def submit_findings(self, findings: Iterable[Finding]) -> None:
+        for finding in findings:
+            self._queue.put(("finding", finding))
+
+    def close(self) -> None:
+        """Write everything queued, mark the session ended, stop the writer."""
+        if self._thread is None:
+            return
+        self.session.ended_at = time.time()
+        self._queue.put(("session", self.session.model_dump()))
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self._thread = None
+
+    def __enter__(self) -> "Store":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writer thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        db = connect(self.path)
+        batch = _Batch()
+        stopping = False
+        while not stopping:
+            deadline = time.monotonic() + FLUSH_INTERVAL
+            while True:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=timeout)
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                self._add(batch, *item)
+            if batch and self._write(db, batch):
+                batch = _Batch()
+        if batch:  # last chance: a locked database gets a few more tries before giving up
+            for _ in range(10):
+                if self._write(db, batch):
+                    break
+                time.sleep(0.5)
+        db.conn.close()
+
+    def _add(self, batch: _Batch, kind: str, item: Any) -> None:
+        sid = self.session.id
+        if kind == "session":
+            batch.session = _jsonable(item)
+        elif kind == "finding":
+            batch.findings[item.key] = _finding_row(item, sid)
+        else:
+            update: Update = item
+            if update.job is not None:
+                batch.jobs[update.job.key] = _job_row(update.job, sid)
+            if update.poll is not None:
+                batch.polls.append(_poll_row(update.poll, sid))
+            batch.transitions += [_transition_row(t, sid) for t in update.transitions]
+            for finding in update.findings:
+                batch.findings[finding.key] = _finding_row(finding, sid)
+
+    def _write(self, db: sqlite_utils.Database, batch: _Batch) -> bool:
+        try:
+            with db.conn:
+                if batch.session is not None:
+                    db["sessions"].upsert(batch.session, pk="id")
+                if batch.jobs:
+                    db["jobs"].upsert_all(batch.jobs.values(), pk="key")
+                if batch.polls:
+                    db["polls"].insert_all(batch.polls)
+                if batch.transitions:
+                    db["transitions"].insert_all(batch.transitions)
+                if batch.findings:
+                    db["findings"].upsert_all(batch.findings.values(), pk="key")
+        except sqlite3.Error as exc:
+            self.write_errors += 1
+            if not self._error_reported:
+                self._error_reported = True
+                self._on_error(f"pollwatch: cannot write to {self.path}: {exc}; keeping rows in memory and retrying")
+            return False
+        self.rows_written += len(batch.jobs) + len(batch.polls) + len(batch.transitions) + len(batch.findings)
+        return True
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for k, v in row.items()}
+
+
+def _job_row(job: JobSnapshot, session_id: str) -> dict[str, Any]:
+    return _jsonable(job.model_dump()) | {"session_id": session_id}
+
+
+def _poll_row(poll: PollRecord, session_id: str) -> dict[str, Any]:
+    return _jsonable(poll.model_dump()) | {"session_id": session_id}
+
+
+def _transition_row(transition: Transition, session_id: str) -> dict[str, Any]:
+    return transition.model_dump() | {"session_id": session_id}
+
+
+def _finding_row(finding: Finding, session_id: str) -> dict[str, Any]:
+    row = _jsonable(finding.model_dump())
+    row["severity"] = finding.severity.value
+    return row | {"session_id": session_id}
