@@ -19,7 +19,7 @@ class Traffic:
 
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
-        self.now = 1_700_000_000.0
+        self.now = 1_795_881_600.0  # 2026-11-28
         self._ids = itertools.count(1)
 
     def exchange(self, method: str, url: str, status: int | None, *, body: Any = b"",

@@ -259,10 +259,10 @@ class Tracker:
         raised: list[Raise] = []
         if job is None:
             assert match.unknown_id is not None
+            raised.append(self._unknown_job(match.unknown_id, obs))
             ref = JobReference(job_id=match.unknown_id, status_url=obs.url, source="poll", aliases=[match.unknown_id])
             job = self._new_job(ref, obs, created_by="poll")
             job.created_at = obs.request_ts
-            raised.append(self._unknown_job(match.unknown_id, obs))
         elif match.matched_by == "first-poll":
             job.status_url = obs.url
             self._by_status_key[url_key(obs.url)] = job
