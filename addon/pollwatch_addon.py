@@ -6,10 +6,6 @@ Works with pollwatch installed, or straight from a checkout (the package sits be
 import sys
 from pathlib import Path
 
-try:
-    from pollwatch.addon import PollWatch
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from pollwatch.addon import PollWatch
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-addons = [PollWatch()]
+from pollwatch.mitmdump_script import addons  # noqa: E402,F401

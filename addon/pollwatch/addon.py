@@ -148,7 +148,7 @@ class PollWatch:
 
     @staticmethod
     def _log(finding: Finding) -> None:
-        log.log(LEVELS[finding.severity], f"[pollwatch] {finding.line()}")
+        log.log(LEVELS[finding.severity], f"[pollwatch] {finding.severity.value}: {finding.line()}")
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:

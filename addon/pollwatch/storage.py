@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from . import __version__
 from .findings import Finding
 from .records import JobSnapshot, PollRecord, Transition, Update
+from .redact import redact_text
 
 SCHEMA_VERSION = 1
 FLUSH_INTERVAL = 0.5
@@ -240,7 +241,13 @@ class Store:
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for k, v in row.items()}
+    """A row ready for SQLite: nested values as JSON, URLs in any text with secrets redacted."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict | list):
+            value = json.dumps(value, sort_keys=True)
+        out[key] = redact_text(value) if isinstance(value, str) else value
+    return out
 
 
 def _job_row(job: JobSnapshot, session_id: str) -> dict[str, Any]:
@@ -252,7 +259,7 @@ def _poll_row(poll: PollRecord, session_id: str) -> dict[str, Any]:
 
 
 def _transition_row(transition: Transition, session_id: str) -> dict[str, Any]:
-    return transition.model_dump() | {"session_id": session_id}
+    return _jsonable(transition.model_dump()) | {"session_id": session_id}
 
 
 def _finding_row(finding: Finding, session_id: str) -> dict[str, Any]:

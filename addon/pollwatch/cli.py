@@ -1,0 +1,120 @@
+"""`pollwatch` command line: run the proxy with the addon, and read what it captured."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .query import list_findings, list_jobs, open_database
+from .storage import StorageError
+
+SCRIPT = Path(__file__).with_name("mitmdump_script.py")
+SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
+STATE_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "magenta", "expired": "magenta",
+               "running": "blue", "queued": "white", "unknown": "dim"}
+
+db_option = click.option("--db", default="pollwatch.sqlite", show_default=True, type=click.Path(dir_okay=False),
+                         help="pollwatch SQLite database.")
+format_option = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                             show_default=True, help="Table for people, JSON for scripts.")
+session_option = click.option("--session", default=None, help="Only this session id.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pollwatch")
+def main() -> None:
+    """Watch asynchronous HTTP jobs (202 Accepted + status polling) through mitmproxy.
+
+    \b
+    Quick start:
+      pollwatch demo                 sample API with real polling bugs, watched live
+      pollwatch run --port 8080      proxy your own client; warnings appear as they happen
+      pollwatch jobs                 what was captured
+      pollwatch warnings             what went wrong, and how to fix it
+    """
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@db_option
+@click.option("--port", "-p", default=8080, show_default=True, help="Proxy listen port.")
+@click.option("--listen-host", default="127.0.0.1", show_default=True, help="Proxy listen address.")
+@click.argument("mitmdump_args", nargs=-1, type=click.UNPROCESSED)
+def run(db: str, port: int, listen_host: str, mitmdump_args: Sequence[str]) -> None:
+    """Start mitmdump with the pollwatch addon. Extra arguments go to mitmdump.
+
+    Point your client at http://LISTEN-HOST:PORT as its HTTP(S) proxy. Example:
+    `pollwatch run --port 8080 --set pollwatch_filter='~d api.example.com'`.
+    """
+    from mitmproxy.tools.main import mitmdump
+
+    args = ["-s", str(SCRIPT), "--listen-host", listen_host, "-p", str(port), "--set", f"pollwatch_db={db}",
+            *mitmdump_args]
+    sys.exit(mitmdump(args))
+
+
+@main.command()
+@db_option
+@session_option
+@format_option
+def jobs(db: str, session: str | None, fmt: str) -> None:
+    """List captured jobs with their state sequence."""
+    rows = _read(db, lambda conn: list_jobs(conn, session))
+    if fmt == "json":
+        _print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} job(s) in {db}")
+    for column in ("job", "host", "created", "states", "polls", "findings"):
+        table.add_column(column, justify="right" if column in ("polls", "findings") else "left")
+    for r in rows:
+        states = " → ".join(f"[{STATE_STYLE.get(s, '')}]{s}[/]" for s in r["states"]) or "-"
+        table.add_row(r["job_id"], r["host"], _time(r["created_at"]), states, str(r["polls"]),
+                      f"[yellow]{r['findings']}[/]" if r["findings"] else "0")
+    Console().print(table)
+
+
+@main.command()
+@db_option
+@session_option
+@format_option
+def warnings(db: str, session: str | None, fmt: str) -> None:
+    """List findings: code, severity, job and what to do."""
+    rows = _read(db, lambda conn: list_findings(conn, session))
+    if fmt == "json":
+        _print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} finding(s) in {db}")
+    for column in ("time", "severity", "code", "job", "count", "message"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        style = SEVERITY_STYLE.get(r["severity"], "")
+        table.add_row(_time(r["ts"]), f"[{style}]{r['severity']}[/]", r["code"], r["job_id"] or "-",
+                      str(r["count"]), r["message"])
+    Console().print(table)
+
+
+def _read(db: str, query: Any) -> list[dict[str, Any]]:
+    try:
+        conn = open_database(db)
+        try:
+            return query(conn)
+        finally:
+            conn.close()
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _print_json(rows: list[dict[str, Any]]) -> None:
+    click.echo(json.dumps(rows, indent=2, sort_keys=True))
+
+
+def _time(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3] if ts else "-"

@@ -1,0 +1,123 @@
+"""A real mitmdump process with the pollwatch addon, on a free loopback port.
+
+Used by `pollwatch demo` and the end-to-end tests: they talk to it as clients would, and read
+its output lines as a user would see them in the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from ..cli import SCRIPT
+
+LISTENING = re.compile(r"proxy listening at (?:\*|[\d.]+|\[[^\]]*\]):(\d+)")
+
+
+class ProxyError(RuntimeError):
+    pass
+
+
+def mitmdump_command() -> list[str]:
+    """mitmdump from the same environment as this Python (a venv's bin), else from PATH."""
+    beside = Path(sys.executable).with_name("mitmdump")
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("mitmdump")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "from mitmproxy.tools.main import mitmdump; mitmdump()"]
+
+
+class ProxyProcess:
+    """`mitmdump -s pollwatch` on 127.0.0.1; `lines` collects everything it prints."""
+
+    def __init__(self, db: str | Path, *, record: str | Path | None = None, options: Sequence[str] = (),
+                 extra_args: Sequence[str] = (), on_line: Callable[[str], None] | None = None) -> None:
+        args = [*mitmdump_command(), "--listen-host", "127.0.0.1", "-p", "0", "-s", str(SCRIPT),
+                "--set", f"pollwatch_db={db}", "--set", "termlog_verbosity=info", "--set", "flow_detail=0"]
+        if record is not None:
+            args += ["-w", str(record)]
+        for option in options:
+            args += ["--set", option]
+        self.args = [*args, *extra_args]
+        self.lines: list[str] = []
+        self.port: int | None = None
+        self._on_line = on_line
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self._port_found: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> "ProxyProcess":
+        env = os.environ | {"PYTHONUNBUFFERED": "1"}
+        self._process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                         env=env, stdin=subprocess.DEVNULL)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        try:
+            port = self._port_found.get(timeout=timeout)
+        except queue.Empty:
+            port = None
+        if port is None:
+            self.stop()
+            raise ProxyError("mitmdump did not start:\n" + "\n".join(self.lines[-20:]))
+        self.port = port
+        return self
+
+    def _read(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for raw in self._process.stdout:
+            line = raw.rstrip("\n")
+            self.lines.append(line)
+            if self.port is None and (m := LISTENING.search(line)):
+                self._port_found.put(int(m.group(1)))
+            if self._on_line is not None:
+                self._on_line(line)
+        self._port_found.put(None)
+
+    def wait_for(self, text: str, timeout: float = 10.0) -> bool:
+        """Wait until a printed line contains `text` (live warnings arrive asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """Ask mitmdump to shut down cleanly (so the addon flushes), then wait."""
+        if self._process is None:
+            return None
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return self._process.returncode
+
+    def __enter__(self) -> "ProxyProcess":
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def output(self) -> str:
+        return "\n".join(self.lines)

@@ -1,0 +1,70 @@
+"""The `pollwatch` command line over a real database."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import Traffic
+from pollwatch.cli import main
+from pollwatch.storage import Store
+from pollwatch.tracking import Tracker
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "pw.sqlite"
+    with Store(path) as store:
+        traffic = Traffic(Tracker(key_prefix=store.session.id + "/"))
+        for update in [traffic.create(), traffic.poll("running", cache="max-age=30"), traffic.poll("succeeded")]:
+            store.submit(update)
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_jobs_json_contract(db):
+    result = invoke("jobs", "--db", db, "--format", "json")
+    assert result.exit_code == 0, result.output
+    [job] = json.loads(result.output)
+    assert {k: job[k] for k in ("job_id", "status_url", "host", "states", "terminal_state", "polls")} == {
+        "job_id": "e-1", "status_url": "http://api.test:8080/api/exports/e-1", "host": "http://api.test:8080",
+        "states": ["queued", "running", "succeeded"], "terminal_state": "succeeded", "polls": 2}
+    assert isinstance(job["created_at"], float)
+
+
+def test_warnings_json_contract(db):
+    result = invoke("warnings", "--db", db, "--format", "json")
+    [finding] = json.loads(result.output)
+    assert finding["code"] == "status-cacheable" and finding["severity"] == "warning" and finding["job_id"] == "e-1"
+    assert isinstance(finding["ts"], float) and finding["evidence"]["headers"]["cache-control"] == "max-age=30"
+
+
+def test_jobs_table_shows_the_state_sequence(db):
+    result = invoke("jobs", "--db", db)
+    assert result.exit_code == 0 and "e-1" in result.output and "succeeded" in result.output
+
+
+def test_warnings_table_shows_code_and_severity(db):
+    result = invoke("warnings", "--db", db)
+    assert "status-cacheable" in result.output and "warning" in result.output
+
+
+def test_session_filter_narrows_the_listing(db):
+    result = invoke("jobs", "--db", db, "--session", "no-such-session", "--format", "json")
+    assert json.loads(result.output) == []
+
+
+def test_missing_database_is_a_one_line_error(tmp_path):
+    result = invoke("jobs", "--db", tmp_path / "absent.sqlite")
+    assert result.exit_code == 1 and "no such database" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_help_lists_the_commands():
+    result = invoke("--help")
+    assert all(word in result.output for word in ("run", "jobs", "warnings"))
