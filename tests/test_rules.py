@@ -265,10 +265,24 @@ def test_polling_abandoned_at_end_of_capture(traffic):
     assert [f.code for f in traffic.tracker.finish()] == ["polling-abandoned"]
 
 
-def test_capture_ending_while_polling_is_not_abandoned(traffic):
+def test_capture_ending_before_a_terminal_state_counts_as_abandoned(traffic):
     traffic.create()
     for _ in range(3):
         traffic.poll("running")
+    [finding] = traffic.tracker.finish()
+    assert finding.code == "polling-abandoned" and finding.evidence["capture_ended"] is True
+
+
+def test_live_tick_does_not_call_an_active_poller_abandoned(traffic):
+    traffic.create()
+    for _ in range(3):
+        traffic.poll("running")
+    assert traffic.tracker.tick(traffic.now) == []
+
+
+def test_finished_jobs_are_not_abandoned_at_end_of_capture(traffic):
+    traffic.create()
+    traffic.poll("succeeded")
     assert traffic.tracker.finish() == []
 
 
@@ -311,3 +325,21 @@ def test_memory_is_bounded_by_max_jobs():
     for i in range(20):
         traffic.create(f"/api/exports/e-{i}", body={"id": f"e-{i}", "status": "queued"})
     assert len(traffic.tracker.jobs) == 5 and len(traffic.tracker._by_status_key) == 5
+
+
+def test_404_from_another_host_is_not_job_missing(traffic):
+    traffic.create()
+    update = traffic.poll(None, "http://staging.test:8080/api/exports/e-1", status=404, body={"error": "nf"})
+    assert codes(update) == ["wrong-environment"] and update.job.last_state == "queued"
+
+
+def test_404_for_a_mangled_id_is_only_unknown_job(traffic):
+    traffic.create()
+    assert codes(traffic.poll(None, "/api/exports/e-x", status=404, body={"error": "nf"})) == ["unknown-job"]
+
+
+def test_mangled_id_is_matched_to_the_newest_lookalike(traffic):
+    traffic.create("/api/exports/e-1001", body={"id": "e-1001"})
+    traffic.create("/api/exports/e-1005", body={"id": "e-1005"})
+    update = traffic.poll(None, "/api/exports/e-100x", status=404, body={"error": "nf"})
+    assert update.findings[0].evidence["lookalike"] == "e-1005"

@@ -118,3 +118,68 @@ def _print_json(rows: list[dict[str, Any]]) -> None:
 
 def _time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3] if ts else "-"
+
+
+@main.command()
+@click.option("--scenario", "names", multiple=True, metavar="NAME",
+              help="Run only this fault mode (repeatable). Default: all of them, one job each.")
+@click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
+@click.option("--db", default="pollwatch-demo.sqlite", show_default=True, type=click.Path(dir_okay=False),
+              help="Database to fill (replaced).")
+@click.option("--record", default="pollwatch-demo.flows", show_default=True, type=click.Path(dir_okay=False),
+              help="mitmproxy flow file to record the traffic into (replaced).")
+def demo(names: tuple[str, ...], list_only: bool, db: str, record: str) -> None:
+    """Watch pollwatch catch real polling bugs: a sample job API with faults, real clients,
+    a real mitmdump with the addon, all on loopback."""
+    from .demo import SCENARIOS
+    from .demo.runner import LineFeed, run_demo
+
+    console = Console(highlight=False)
+    if list_only:
+        table = Table(title="demo scenarios")
+        for column in ("scenario", "what happens", "pollwatch should say"):
+            table.add_column(column, overflow="fold")
+        for s in SCENARIOS.values():
+            table.add_row(s.name, s.description, ", ".join(s.expected_codes) or "[green]nothing[/]")
+        console.print(table)
+        return
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise click.BadParameter(f"unknown scenario {', '.join(unknown)}; see `pollwatch demo --list`",
+                                 param_hint="--scenario")
+    chosen = [SCENARIOS[n] for n in names] if names else list(SCENARIOS.values())
+
+    def show(level: str, text: str) -> None:
+        console.print(f"    [{SEVERITY_STYLE[level]}]{level:<7}[/] {text}", soft_wrap=True)
+
+    def announce(scenario) -> None:
+        console.print(f"[bold]▶ {scenario.name}[/]  [dim]{scenario.description}[/]")
+
+    console.print(f"[bold]pollwatch demo[/]: {len(chosen)} scenario(s) through mitmdump + pollwatch, on 127.0.0.1\n")
+    run = run_demo(chosen, db=Path(db), record=Path(record), on_line=LineFeed(show), on_scenario=announce)
+    console.print()
+    console.print(_demo_table(run))
+    console.print(f"\nDatabase: [bold]{Path(db).resolve()}[/]\nRecording: [bold]{Path(record).resolve()}[/]\n")
+    console.print("Next, try:")
+    for command, what in (
+        (f"pollwatch jobs --db {db}", "every job with its state sequence"),
+        (f"pollwatch warnings --db {db}", "every finding with its fix"),
+        (f"pollwatch warnings --db {db} --format json", "the same, for scripts"),
+        (f'sqlite-utils query {db} "select code, count(*) from findings group by code"', "plain SQL"),
+        (f"mitmweb -r {record}", "the recorded flows, marked and commented, in mitmproxy's UI"),
+    ):
+        console.print(f"  [cyan]{command}[/]\n      [dim]{what}[/]")
+    if not run.ok:
+        raise SystemExit(1)
+
+
+def _demo_table(run) -> Table:
+    table = Table(title="what pollwatch found")
+    for column in ("scenario", "states", "expected", "found", ""):
+        table.add_column(column, overflow="fold")
+    for r in run.results:
+        states = " | ".join(" → ".join(j["states"]) or "-" for j in r.jobs) or "-"
+        found = ", ".join(sorted(r.codes)) or "[green]nothing[/]"
+        verdict = "[green]✓[/]" if r.ok else f"[red]✗ {r.error or ''}{' missing ' + ', '.join(sorted(r.missing)) if r.missing else ''}[/]"
+        table.add_row(r.scenario.name, states, ", ".join(r.scenario.expected_codes) or "nothing", found, verdict)
+    return table

@@ -73,7 +73,9 @@ def non_canonical_status_url(job: "Job", f: PollFacts) -> Raise | None:
 # --- errors ------------------------------------------------------------------------------------
 
 def job_missing(job: "Job", f: PollFacts) -> Raise | None:
-    if f.obs.status != 404:
+    """A 404 from the job's own host; on another host it is wrong-environment, and for an id
+    never created it is unknown-job: those say more."""
+    if f.obs.status != 404 or f.matched_by == "template" or origin_of(f.obs.url) != job.host:
         return None
     return Raise("job-missing", f"status URL answered 404 after {job.polls} poll(s); last state {_state(job)}.",
                  {"url": f.obs.url, "last_state": _state(job)})
@@ -225,7 +227,9 @@ def stuck_non_terminal(job: "Job", now: float, config: Config) -> Raise | None:
                  scope=f"{state.value}@{job.state_since}")
 
 
-def polling_abandoned(job: "Job", now: float, config: Config) -> Raise | None:
+def polling_abandoned(job: "Job", now: float, config: Config, *, capture_ended: bool = False) -> Raise | None:
+    """Polls stopped before a terminal state: idle for several poll intervals (or the threshold),
+    or, at the end of a capture, no terminal state at all."""
     if job.finished or job.abandoned:
         return None
     idle = now - job.last_activity
@@ -233,12 +237,17 @@ def polling_abandoned(job: "Job", now: float, config: Config) -> Raise | None:
     limit = config.abandon_after
     if interval is not None:
         limit = min(limit, max(config.abandon_intervals * interval, config.abandon_floor))
-    if idle <= limit:
-        return None
-    return Raise("polling-abandoned",
-                 f"no poll for {idle:.1f} s and no terminal state (last state {_state(job)}, {job.polls} poll(s)).",
-                 {"idle_seconds": round(idle, 3), "limit_seconds": round(limit, 3), "last_state": _state(job),
-                  "polls": job.polls})
+    evidence = {"idle_seconds": round(idle, 3), "limit_seconds": round(limit, 3), "last_state": _state(job),
+                "polls": job.polls, "capture_ended": capture_ended}
+    if idle > limit:
+        return Raise("polling-abandoned",
+                     f"no poll for {idle:.1f} s and no terminal state (last state {_state(job)}, {job.polls} poll(s)).",
+                     evidence)
+    if capture_ended:
+        return Raise("polling-abandoned",
+                     f"capture ended before a terminal state (last state {_state(job)}, {job.polls} poll(s), "
+                     f"last activity {idle:.1f} s before the end).", evidence)
+    return None
 
 
 POLL_RULES = (

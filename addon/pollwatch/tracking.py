@@ -154,21 +154,23 @@ class Tracker:
 
     def tick(self, now: float) -> list[Finding]:
         """Time-based rules for jobs still in flight; call about once a second while live."""
+        return self._lifecycle(now, capture_ended=False)
+
+    def finish(self, end_ts: float | None = None) -> list[Finding]:
+        """End of capture: every job still without a terminal state counts as abandoned."""
+        return self._lifecycle(self.clock if end_ts is None else end_ts, capture_ended=True)
+
+    def _lifecycle(self, now: float, *, capture_ended: bool) -> list[Finding]:
         findings: list[Finding] = []
         for job in list(self.jobs.values()):
             if job.finished or job.abandoned:
                 continue
-            for rule in (stuck_non_terminal, polling_abandoned):
-                raised = rule(job, now, self.config)
+            for raised in (stuck_non_terminal(job, now, self.config),
+                           polling_abandoned(job, now, self.config, capture_ended=capture_ended)):
                 if raised is not None:
                     findings.append(self._finding(job, raised, flow_id=None, ts=now))
-                    if raised.code == "polling-abandoned":
-                        job.abandoned = True
+            job.abandoned = any(f.code == "polling-abandoned" and f.job_key == job.key for f in findings)
         return findings
-
-    def finish(self, end_ts: float | None = None) -> list[Finding]:
-        """End of capture: the lifecycle rules judge every job as of the last traffic seen."""
-        return self.tick(self.clock if end_ts is None else end_ts)
 
     # --- recognising ------------------------------------------------------------------------
 
@@ -203,7 +205,7 @@ class Tracker:
         job.create_method, job.create_url = obs.method.upper(), obs.url
         job.create_status, job.create_flow_id = obs.status, obs.flow_id
         job.monitor = ref.source == "request-url"
-        reading = self._read_state(obs, job, document)
+        reading = self._read_state(obs, None, document)  # only the body speaks for a creating response
         transitions = self._deliver(job, reading, obs)
         self._note_retry_after(job, obs)
         job.last_activity = obs.response_ts
@@ -315,12 +317,12 @@ class Tracker:
             done = read_done_flag(document)
             if done is not None:
                 return Reading(done[0], done[1], "done")
-        if job is not None:
+        if job is not None and job.status_url is not None and url_key(obs.url) == url_key(job.status_url):
             if status == 202:
                 return Reading("202 Accepted", State.RUNNING, "status-code")
             if status == 303:
                 return Reading("303 See Other", State.SUCCEEDED, "status-code")
-            if status in (200, 204) and job.monitor and obs.flow_id != job.create_flow_id:
+            if status in (200, 204) and job.monitor:
                 return Reading(f"{status} on monitor", State.SUCCEEDED, "status-code")
         return Reading(None, None, None)
 
@@ -416,7 +418,7 @@ def _stored_state(obs: Observation, job: Job | None) -> State | None:
 def _closest_id(unknown: str, known: list[str]) -> str | None:
     """A known id within a small edit distance: the unknown one is probably a corrupted copy."""
     best, best_distance = None, max(2, len(unknown) // 4) + 1
-    for candidate in known:
+    for candidate in reversed(known):  # newest first: the likeliest to be the one just lost
         if abs(len(candidate) - len(unknown)) >= best_distance:
             continue
         distance = _edit_distance(unknown.lower(), candidate.lower(), best_distance)

@@ -1,0 +1,125 @@
+"""`pollwatch demo`: the sample API, a real mitmdump with pollwatch, and real clients.
+
+Scenarios run one after another so each job (and its findings) belongs to one scenario; the
+live warnings are the proxy's own output lines, shown as they arrive.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .api import SampleAPI, Timing
+from .cache import SharedCache
+from .clients import PollOutcome, Scenario, run_scenario
+from .proxy import ProxyProcess
+
+WARN_LEVELS = ("info", "warning", "error")
+IDLE_AFTER_SCENARIOS = 2.5  # long enough for the live abandoned-polling check to fire
+FLUSH_WAIT = 1.0
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    started: float
+    ended: float
+    outcome: PollOutcome | None = None
+    error: str | None = None
+    jobs: list[dict] = field(default_factory=list)
+    codes: set[str] = field(default_factory=set)
+
+    @property
+    def missing(self) -> set[str]:
+        return set(self.scenario.expected_codes) - self.codes
+
+    @property
+    def unexpected(self) -> set[str]:
+        """Warnings on a scenario that expects none: a false alarm."""
+        return self.codes - set(self.scenario.expected_codes) if not self.scenario.expected_codes else set()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.missing and not self.unexpected
+
+
+@dataclass
+class DemoRun:
+    db: Path
+    record: Path | None
+    results: list[ScenarioResult]
+    proxy_lines: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+
+def run_demo(scenarios: Sequence[Scenario], *, db: Path, record: Path | None, timing: Timing = Timing(),
+             on_line: Callable[[str], None] | None = None,
+             on_scenario: Callable[[Scenario], None] | None = None,
+             options: Sequence[str] = ()) -> DemoRun:
+    """Run the scenarios through a fresh proxy; fills `db` and writes the `record` flow file."""
+    for path in (db, record):
+        if path is not None:
+            for stale in path.parent.glob(path.name + "*"):
+                stale.unlink()
+    results: list[ScenarioResult] = []
+    with SampleAPI(timing=timing) as api, SampleAPI(name="staging", timing=timing) as staging, \
+            SharedCache(api.url) as cache, \
+            ProxyProcess(db, record=record, on_line=on_line, options=options) as proxy, \
+            httpx.Client(proxy=proxy.url, trust_env=False, timeout=15) as client:
+        for scenario in scenarios:
+            if on_scenario is not None:
+                on_scenario(scenario)
+            result = ScenarioResult(scenario, started=time.time(), ended=0.0)
+            try:
+                result.outcome = run_scenario(scenario, api=api, staging=staging, cache=cache, client=client)
+            except Exception as exc:  # a demo client failing is a result to show, not a crash
+                result.error = f"{type(exc).__name__}: {exc}"
+            result.ended = time.time()
+            results.append(result)
+        time.sleep(IDLE_AFTER_SCENARIOS if any(s.client.gives_up_after for s in scenarios) else FLUSH_WAIT)
+        proxy.stop()
+        lines = list(proxy.lines)
+    _attribute(db, results)
+    return DemoRun(db=db, record=record, results=results, proxy_lines=lines)
+
+
+def _attribute(db: Path, results: list[ScenarioResult]) -> None:
+    """Give each scenario the jobs created while it ran, and their findings."""
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        jobs = [dict(r) | {"states": json.loads(r["states"] or "[]")}
+                for r in conn.execute("select * from jobs order by created_at")]
+        findings = [dict(r) for r in conn.execute("select job_key, code from findings")]
+    for result, following in zip(results, [*results[1:], None]):
+        until = following.started if following is not None else float("inf")
+        result.jobs = [j for j in jobs if result.started <= j["created_at"] < until]
+        keys = {j["key"] for j in result.jobs}
+        result.codes = {f["code"] for f in findings if f["job_key"] in keys}
+
+
+class LineFeed:
+    """Hands the proxy's pollwatch warning lines to a printer, from mitmdump's reader thread."""
+
+    def __init__(self, show: Callable[[str, str], None]) -> None:
+        self._show = show
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        marker = "[pollwatch] "
+        if marker not in line:
+            return
+        text = line.split(marker, 1)[1]
+        level = text.split(":", 1)[0]
+        if level in WARN_LEVELS:
+            with self._lock:
+                self._show(level, text.split(": ", 1)[1])
