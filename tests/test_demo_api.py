@@ -626,7 +626,15 @@ def test_shared_cache_scenario_sees_pending_from_the_cache_after_the_job_ended(
     assert outcome.status_url.startswith(cache.url)
     assert outcome.final_state == "succeeded"
     assert time.monotonic() - started >= 1 > DONE_AFTER  # pending answers outlived the job
-    assert outcome.states[:-1] == ["queued"] * (outcome.polls - 1)
+    *cached, first_poller_end, checker = outcome.states
+    assert set(cached) == {"queued"} and first_poller_end == checker == "succeeded"
+
+
+def test_shared_cache_is_bypassed_by_a_no_cache_request(api: SampleAPI, cache: SharedCache, client: httpx.Client) -> None:
+    status_url = cache.url + client.post(f"{cache.url}/api/exports?fault=shared-cache&ttl=5").headers["Location"]
+    assert client.get(status_url).headers["X-Cache"] == "MISS"
+    assert client.get(status_url).headers["X-Cache"] == "HIT"
+    assert client.get(status_url, headers={"Cache-Control": "no-cache"}).headers["X-Cache"] == "BYPASS"
 
 
 def test_etag_stuck_scenario_freezes_then_a_fresh_poller_sees_the_finished_job(

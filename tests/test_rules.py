@@ -343,3 +343,19 @@ def test_mangled_id_is_matched_to_the_newest_lookalike(traffic):
     traffic.create("/api/exports/e-1005", body={"id": "e-1005"})
     update = traffic.poll(None, "/api/exports/e-100x", status=404, body={"error": "nf"})
     assert update.findings[0].evidence["lookalike"] == "e-1005"
+
+
+def test_another_client_polling_after_someone_else_saw_the_end_is_not_after_terminal(traffic):
+    traffic.create()
+    traffic.poll("succeeded", client="checker")
+    assert "poll-after-terminal" not in codes(traffic.poll("running", client="ui"))
+
+
+def test_repeated_stale_deliveries_are_counted_not_repeated(traffic):
+    traffic.create()
+    traffic.poll("succeeded", client="checker")
+    hit = {"X-Cache": "HIT", "Age": "1"}
+    first = traffic.poll("queued", client="ui", cache="s-maxage=5", headers=hit)
+    second = traffic.poll("queued", client="ui", cache="s-maxage=5", headers=hit)
+    stale = [f for f in second.findings if f.code == "stale-status"]
+    assert "stale-status" in codes(first) and stale[0].is_repeat and stale[0].count == 2

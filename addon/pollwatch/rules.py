@@ -178,11 +178,12 @@ def order(job: "Job", f: PollFacts) -> Raise | None:
         return Raise("stale-status",
                      f"a cache delivered {state.value} although {best.value} was already observed.",
                      {"delivered": state.value, "already_observed": best.value,
-                      "served_by": f.analysis.served_by.value, "signals": f.analysis.hit_signals}, scope=None)
+                      "served_by": f.analysis.served_by.value, "signals": f.analysis.hit_signals},
+                     scope=f"{state.value}<{best.value}")
     last = job.last_state
     if last.rank is not None and state.rank < last.rank:
         return Raise("state-regression", f"state went back from {last.value} to {state.value}.",
-                     {"from": last.value, "to": state.value}, scope=None)
+                     {"from": last.value, "to": state.value}, scope=f"{last.value}>{state.value}")
     return None
 
 
@@ -191,13 +192,15 @@ def terminal_state_changed(job: "Job", f: PollFacts) -> Raise | None:
     if state is None or not state.terminal or terminal is None or state is terminal:
         return None
     return Raise("terminal-state-changed", f"terminal state changed from {terminal.value} to {state.value}.",
-                 {"from": terminal.value, "to": state.value}, scope=None)
+                 {"from": terminal.value, "to": state.value}, scope=f"{terminal.value}>{state.value}")
 
 
 # --- lifecycle ---------------------------------------------------------------------------------
 
 def poll_after_terminal(job: "Job", f: PollFacts) -> Raise | None:
-    if job.terminal_at is None or f.obs.request_ts < job.terminal_at:
+    """Only the client that received the terminal state is at fault for polling again."""
+    seen_at = job.terminal_seen_by.get(f.obs.client)
+    if seen_at is None or f.obs.request_ts < seen_at:
         return None
     count = job.polls_after_terminal + 1
     return Raise("poll-after-terminal",

@@ -59,6 +59,7 @@ class Job:
     state_since: float | None = None
     terminal_state: State | None = None
     terminal_at: float | None = None
+    terminal_seen_by: dict[str | None, float] = field(default_factory=dict)  # client -> when it got a terminal state
     ended: str | None = None  # "missing" when the server lost the job
     abandoned: bool = False
     polls: int = 0
@@ -274,7 +275,8 @@ class Tracker:
 
         if job.last_poll_at is not None:
             job.intervals.append(obs.request_ts - job.last_poll_at)
-        if job.terminal_at is not None and obs.request_ts >= job.terminal_at:
+        seen_at = job.terminal_seen_by.get(obs.client)
+        if seen_at is not None and obs.request_ts >= seen_at:
             job.polls_after_terminal += 1
         job.polls += 1
         job.last_poll_at = obs.request_ts
@@ -291,6 +293,8 @@ class Tracker:
             job.etags.setdefault(etag, reading.state)
 
         transitions = self._deliver(job, reading, obs)
+        if reading.state is not None and reading.state.terminal:
+            job.terminal_seen_by.setdefault(obs.client, obs.response_ts)
         if reading.state is not None and reading.state.rank is not None:
             job.recent.append(RecentPoll(obs.request_ts, obs.response_ts, reading.state))
         findings = [self._finding(job, r, flow_id=obs.flow_id, ts=obs.response_ts) for r in raised]

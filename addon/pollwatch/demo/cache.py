@@ -61,6 +61,13 @@ def shared_ttl(cache_control: str | None) -> int | None:
     return None
 
 
+def _bypasses(request: Request) -> bool:
+    """A request asking for a fresh answer (`Cache-Control: no-cache`/`no-store`) goes to the
+    origin and is not stored, like a CDN's bypass for logged-in users or services."""
+    value = (request.headers.get("Cache-Control") or "").lower()
+    return "no-cache" in value or "no-store" in value
+
+
 @dataclass(frozen=True)
 class _Entry:
     """A stored response and when it was stored (monotonic)."""
@@ -86,6 +93,8 @@ class _CachingProxy:
         key = self._key(request.target)
         if request.method != "GET":
             return self._forward(request, key)
+        if _bypasses(request):
+            return self._forward(request, key).with_headers(("X-Cache", "BYPASS"))
         hit = self._lookup(key)
         if hit is not None:
             return hit

@@ -101,6 +101,7 @@ class _PollSettings:
     honour_retry_after: bool
     concurrent: bool
     conditional: bool
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -220,7 +221,7 @@ class _Poller:
         return pause
 
     def _poll(self) -> _Reading:
-        headers = {}
+        headers = dict(self._settings.headers)
         with self._lock:
             if self._settings.conditional and self._etag is not None:
                 headers["If-None-Match"] = self._etag
@@ -285,6 +286,7 @@ def poll_status(
     honour_retry_after: bool = True,
     concurrent: bool = False,
     conditional: bool = True,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> PollOutcome:
     """Poll an existing status URL; see poll_job for the options."""
     settings = _PollSettings(
@@ -296,6 +298,7 @@ def poll_status(
         honour_retry_after=honour_retry_after,
         concurrent=concurrent,
         conditional=conditional,
+        headers=headers,
     )
     return _Poller(client, status_url, settings).run()
 
@@ -304,19 +307,13 @@ def poll_job(
     client: httpx.Client,
     create_url: str,
     *,
-    interval: float = 0.1,
-    max_polls: int = 60,
-    timeout: float = 10.0,
     lost_id: bool = False,
     wrong_env_url: str | None = None,
-    gives_up_after: int | None = None,
-    extra_polls_after_terminal: int = 0,
-    honour_retry_after: bool = True,
-    concurrent: bool = False,
-    conditional: bool = True,
+    **poll_options: Any,
 ) -> PollOutcome:
     """POST ``create_url``, then poll the job's status URL until it ends.
 
+    ``poll_options`` are those of ``poll_status`` (interval, max_polls, timeout, ...).
     Healthy behaviour: stop on a terminal state (status word, 303, Google ``done``),
     on 404 or 410; retry 5xx; wait ``interval`` (or Retry-After, if longer) between
     polls; stop after ``max_polls`` polls or ``timeout`` seconds; send If-None-Match
@@ -339,18 +336,7 @@ def poll_job(
         status_url = _lose_id(status_url)
     if wrong_env_url is not None:
         status_url = _move_to(status_url, wrong_env_url)
-    return poll_status(
-        client,
-        status_url,
-        interval=interval,
-        max_polls=max_polls,
-        timeout=timeout,
-        gives_up_after=gives_up_after,
-        extra_polls_after_terminal=extra_polls_after_terminal,
-        honour_retry_after=honour_retry_after,
-        concurrent=concurrent,
-        conditional=conditional,
-    )
+    return poll_status(client, status_url, **poll_options)
 
 
 # ---------------------------------------------------------------------- scenarios
@@ -371,6 +357,8 @@ class ClientOptions:
     honour_retry_after: bool = True
     concurrent: bool = False
     conditional: bool = True
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra request headers on every poll (e.g. Cache-Control: no-cache to bypass a cache)."""
 
     def status_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for poll_status (everything but the URL faults)."""
@@ -383,6 +371,7 @@ class ClientOptions:
             "honour_retry_after": self.honour_retry_after,
             "concurrent": self.concurrent,
             "conditional": self.conditional,
+            "headers": self.headers,
         }
 
 
@@ -400,6 +389,8 @@ class Scenario:
     params: tuple[tuple[str, str], ...] = ()
     """Extra create-request query parameters (ttl, lag, delay, end)."""
     second_poller: ClientOptions | None = None
+    second_poller_when_done: bool = False
+    """Start the second poller alongside the first, just after the worker finished the job."""
     """If set, a second poller then polls the same status URL (another tab/service)."""
 
     def create_url(self, base_url: str) -> str:
@@ -440,10 +431,13 @@ SCENARIOS: Mapping[str, Scenario] = _scenarios(
     ),
     Scenario(
         "shared-cache",
-        "A shared cache honours s-maxage=2 and replays queued/running after the job ended.",
+        "A shared cache honours s-maxage=2 and replays queued/running after the job ended; "
+        "another service that bypasses the cache already saw it succeed.",
         "export",
         "shared-cache",
         expected_codes=("status-cacheable", "status-from-shared-cache", "stale-status"),
+        second_poller=ClientOptions(max_polls=1, headers=(("Cache-Control", "no-cache"),)),
+        second_poller_when_done=True,
     ),
     Scenario(
         "etag-stuck",
@@ -564,6 +558,10 @@ def run_scenario(
         if staging is None:
             raise ValueError(f"scenario {scenario.name!r} needs a staging SampleAPI")
         wrong_env_url = staging.url
+    if scenario.second_poller is not None and scenario.second_poller_when_done:
+        done_after = api.timing.queued_s + api.timing.running_s + 0.2
+        return _poll_alongside(client, scenario.create_url(base_url), scenario.client, scenario.second_poller,
+                               done_after)
     outcome = poll_job(
         client,
         scenario.create_url(base_url),
@@ -574,10 +572,32 @@ def run_scenario(
     if scenario.second_poller is None:
         return outcome
     second = poll_status(client, outcome.status_url, **scenario.second_poller.status_kwargs())
+    return _merge(outcome, second)
+
+
+def _poll_alongside(client: httpx.Client, create_url: str, first: ClientOptions, second: ClientOptions,
+                    second_after: float) -> PollOutcome:
+    """Create a job; poll it with `first` while `second` (another service, say) starts polling
+    the same status URL `second_after` seconds after creation."""
+    created = client.post(create_url)
+    created.raise_for_status()
+    status_url = status_url_from(created)
+
+    def later() -> PollOutcome:
+        time.sleep(second_after)
+        return poll_status(client, status_url, **second.status_kwargs())
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(later)
+        outcome = poll_status(client, status_url, **first.status_kwargs())
+        return _merge(outcome, pending.result())
+
+
+def _merge(first: PollOutcome, second: PollOutcome) -> PollOutcome:
     return PollOutcome(
-        status_url=outcome.status_url,
-        seen=outcome.seen + second.seen,
-        final_state=second.final_state or outcome.final_state,
-        result_url=second.result_url or outcome.result_url,
-        result_status=second.result_status or outcome.result_status,
+        status_url=first.status_url,
+        seen=first.seen + second.seen,
+        final_state=second.final_state or first.final_state,
+        result_url=second.result_url or first.result_url,
+        result_status=second.result_status or first.result_status,
     )
