@@ -187,3 +187,15 @@ async def test_error_flow_without_response_is_recorded_as_a_poll_without_state(w
     await tctx.cycle(addon, flow)
     job = next(iter(addon.tracker.jobs.values()))
     assert job.polls == 1 and job.last_state.value == "queued"
+
+
+async def test_error_findings_in_recorded_flows_log_below_error_so_mitmdump_keeps_reading(watch, caplog):
+    addon, tctx = watch
+    flows = [create_flow(), poll_flow("succeeded"), poll_flow("running")]
+    for flow in flows:
+        flow.live = False
+    with caplog.at_level(logging.WARNING, logger="pollwatch"):
+        for flow in flows:
+            await tctx.cycle(addon, flow)
+    regression = [r for r in caplog.records if "state-regression" in r.getMessage()]
+    assert regression and regression[0].levelno == logging.WARNING and "error:" in regression[0].getMessage()

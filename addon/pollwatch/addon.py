@@ -115,7 +115,7 @@ class PollWatch:
                 self.store.submit(update)
             self._annotate(flow, update)
             for finding in update.new_findings:
-                self._log(finding)
+                self._log(finding, live=flow.live)
 
     async def _tick_forever(self) -> None:
         while True:
@@ -147,8 +147,12 @@ class PollWatch:
             flow.comment = "\n".join(filter(None, [flow.comment, *notes]))
 
     @staticmethod
-    def _log(finding: Finding) -> None:
-        log.log(LEVELS[finding.severity], f"[pollwatch] {finding.severity.value}: {finding.line()}")
+    def _log(finding: Finding, *, live: bool = True) -> None:
+        """One line per finding. Recorded flows (`mitmdump -nr`) are replayed during mitmproxy's
+        start-up, when an ERROR record makes mitmdump exit; there errors are logged at WARNING
+        level (the line still says `error:`)."""
+        level = LEVELS[finding.severity] if live else min(LEVELS[finding.severity], logging.WARNING)
+        log.log(level, f"[pollwatch] {finding.severity.value}: {finding.line()}")
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:

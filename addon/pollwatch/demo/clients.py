@@ -541,8 +541,12 @@ def run_scenario(
     staging: SampleAPI | None = None,
     cache: SharedCache | None = None,
     client: httpx.Client,
+    other_client: httpx.Client | None = None,
 ) -> PollOutcome:
     """Create one job of ``scenario`` on ``api`` and poll it with ``client``.
+
+    A second poller (another tab or service) uses ``other_client`` when given, so that it
+    has connections of its own, as a separate client would.
 
     ``shared-cache`` goes through ``cache`` (which must front ``api``), ``wrong-env``
     polls ``staging``.  With a second poller the returned outcome concatenates both
@@ -560,8 +564,8 @@ def run_scenario(
         wrong_env_url = staging.url
     if scenario.second_poller is not None and scenario.second_poller_when_done:
         done_after = api.timing.queued_s + api.timing.running_s + 0.2
-        return _poll_alongside(client, scenario.create_url(base_url), scenario.client, scenario.second_poller,
-                               done_after)
+        return _poll_alongside(client, other_client or client, scenario.create_url(base_url), scenario.client,
+                               scenario.second_poller, done_after)
     outcome = poll_job(
         client,
         scenario.create_url(base_url),
@@ -571,12 +575,12 @@ def run_scenario(
     )
     if scenario.second_poller is None:
         return outcome
-    second = poll_status(client, outcome.status_url, **scenario.second_poller.status_kwargs())
+    second = poll_status(other_client or client, outcome.status_url, **scenario.second_poller.status_kwargs())
     return _merge(outcome, second)
 
 
-def _poll_alongside(client: httpx.Client, create_url: str, first: ClientOptions, second: ClientOptions,
-                    second_after: float) -> PollOutcome:
+def _poll_alongside(client: httpx.Client, other_client: httpx.Client, create_url: str, first: ClientOptions,
+                    second: ClientOptions, second_after: float) -> PollOutcome:
     """Create a job; poll it with `first` while `second` (another service, say) starts polling
     the same status URL `second_after` seconds after creation."""
     created = client.post(create_url)
@@ -585,7 +589,7 @@ def _poll_alongside(client: httpx.Client, create_url: str, first: ClientOptions,
 
     def later() -> PollOutcome:
         time.sleep(second_after)
-        return poll_status(client, status_url, **second.status_kwargs())
+        return poll_status(other_client, status_url, **second.status_kwargs())
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(later)

@@ -121,3 +121,17 @@ class ProxyProcess:
 
     def output(self) -> str:
         return "\n".join(self.lines)
+
+
+def analyse_recording(flows: str | Path, db: str | Path, options: Sequence[str] = (), timeout: float = 120) -> str:
+    """Feed a recorded flow file through the addon (`mitmdump -nr FILE -s pollwatch`); returns
+    mitmdump's output. The database gets one session with the recording's jobs and findings."""
+    args = [*mitmdump_command(), "-n", "-r", str(flows), "-s", str(SCRIPT), "--set", f"pollwatch_db={db}",
+            "--set", "flow_detail=0"]
+    for option in options:
+        args += ["--set", option]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    if done.returncode != 0:
+        raise ProxyError(f"mitmdump -nr {flows} failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return done.stdout

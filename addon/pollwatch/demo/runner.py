@@ -75,13 +75,15 @@ def run_demo(scenarios: Sequence[Scenario], *, db: Path, record: Path | None, ti
     with SampleAPI(timing=timing) as api, SampleAPI(name="staging", timing=timing) as staging, \
             SharedCache(api.url) as cache, \
             ProxyProcess(db, record=record, on_line=on_line, options=options) as proxy, \
-            httpx.Client(proxy=proxy.url, trust_env=False, timeout=15) as client:
+            httpx.Client(proxy=proxy.url, trust_env=False, timeout=15) as client, \
+            httpx.Client(proxy=proxy.url, trust_env=False, timeout=15) as other_client:
         for scenario in scenarios:
             if on_scenario is not None:
                 on_scenario(scenario)
             result = ScenarioResult(scenario, started=time.time(), ended=0.0)
             try:
-                result.outcome = run_scenario(scenario, api=api, staging=staging, cache=cache, client=client)
+                result.outcome = run_scenario(scenario, api=api, staging=staging, cache=cache, client=client,
+                                              other_client=other_client)
             except Exception as exc:  # a demo client failing is a result to show, not a crash
                 result.error = f"{type(exc).__name__}: {exc}"
             result.ended = time.time()

@@ -1,0 +1,173 @@
+"""End to end with a real browser: headless Chromium (Playwright) loads the sample export page
+through a real mitmdump with the pollwatch addon; the page's fetch() polling uses the browser's
+own HTTP cache, which is exactly where the seed bug (cacheable status responses) bites users."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pollwatch.demo.api import STUCK_ETAG, SampleAPI, Timing
+from pollwatch.demo.proxy import ProxyProcess
+
+CHROMIUM = shutil.which("chromium")
+if CHROMIUM is None:
+    pytest.skip("Chromium is not installed (scripts/test installs the Debian package 'chromium'); "
+                "skipping the browser tests", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
+
+TIMING = Timing(queued_s=0.3, running_s=0.9)
+PAGE_MAX_POLLS = 40          # the sample page gives up after 40 polls, 200 ms apart (~8-10 s)
+PAGE_TIMEOUT_MS = 30_000
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-gpu", "--disable-quic", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def api():
+    with SampleAPI(timing=TIMING) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory):
+    db = tmp_path_factory.mktemp("browser") / "browser.sqlite"
+    with ProxyProcess(db) as process:
+        process.db = db
+        yield process
+
+
+@pytest.fixture(scope="module")
+def browser(proxy):
+    with sync_api.sync_playwright() as p:
+        # "<-loopback>" undoes Chromium's implicit proxy bypass for 127.0.0.1, so the page's
+        # requests really go through mitmdump.
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                                     proxy={"server": proxy.url, "bypass": "<-loopback>"})
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def artifacts(tmp_path) -> Path:
+    folder = Path(os.environ.get("POLLWATCH_ARTIFACTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def run_page(browser, api: SampleAPI, fault: str, artifacts: Path) -> dict[str, Any]:
+    """Open the export page in a fresh context (empty cache) and wait until its polling stops."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{api.url}/?fault={fault}")
+        page.wait_for_selector('body[data-done="true"]', state="attached", timeout=PAGE_TIMEOUT_MS)
+        shown = {name: page.text_content(f"#{name}") for name in ("job", "state", "polls")}
+        page.screenshot(path=str(artifacts / f"browser-{fault}.png"), full_page=True)
+    finally:
+        context.close()
+    assert shown["job"] and shown["job"].startswith("/api/exports/"), shown
+    return {"job_id": shown["job"].rsplit("/", 1)[-1], "status_path": shown["job"], "state": shown["state"],
+            "polls": int(shown["polls"] or 0)}
+
+
+def job_rows(proxy, job_id: str, ready: Callable[[dict[str, Any]], bool], timeout: float = 8.0) -> dict[str, Any]:
+    """This job's rows in the live database, re-read until `ready` says so (the writer flushes
+    about every 0.5 s) or the timeout passes; then the last read is returned for the asserts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows: dict[str, Any] = {"job": None, "findings": [], "polls": []}
+        with sqlite3.connect(proxy.db) as db:
+            db.row_factory = sqlite3.Row
+            job = db.execute("select * from jobs where job_id = ?", (job_id,)).fetchone()
+            if job is not None:
+                rows["job"] = dict(job)
+                rows["findings"] = [r["code"] for r in
+                                    db.execute("select code from findings where job_key = ?", (job["key"],))]
+                rows["polls"] = [dict(r) for r in db.execute(
+                    "select kind, method, status, state from polls where job_key = ? order by id", (job["key"],))]
+        if (rows["job"] is not None and ready(rows)) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def status_gets(rows: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in rows["polls"] if p["kind"] == "poll" and p["method"] == "GET"]
+
+
+def alerts_about(proxy, job_id: str) -> list[str]:
+    return [line for line in proxy.lines
+            if f"job {job_id}:" in line and ("] warning:" in line or "] error:" in line)]
+
+
+def test_max_age_status_is_answered_by_the_browser_cache_and_flagged(browser, proxy, api, artifacts):
+    shown = run_page(browser, api, "cached-status", artifacts)
+    job_id = shown["job_id"]
+
+    # The UI polled until it gave up, yet never saw the job finish (it finished after ~1.2 s).
+    assert shown["polls"] == PAGE_MAX_POLLS, shown
+    assert shown["state"] in ("queued", "running"), shown
+
+    assert proxy.wait_for(f"status-cacheable job {job_id}:", 5), proxy.output()[-3000:]
+    rows = job_rows(proxy, job_id, lambda r: "status-cacheable" in r["findings"] and status_gets(r))
+    assert "status-cacheable" in rows["findings"], rows
+    # Almost every poll was answered from Chromium's cache and never reached the proxy: the UI
+    # froze on the first (cacheable) answer.
+    gets = status_gets(rows)
+    assert 1 <= len(gets) and len(gets) * 10 <= shown["polls"], (gets, shown)
+    assert gets[0]["status"] == 200 and gets[0]["state"] == shown["state"], gets
+    assert rows["job"]["terminal_state"] is None, rows["job"]
+
+
+def test_stuck_etag_keeps_the_browser_on_queued_and_is_flagged(browser, proxy, api, artifacts):
+    shown = run_page(browser, api, "etag-stuck", artifacts)
+    job_id = shown["job_id"]
+
+    # Every revalidation got 304 for the ETag of the first (queued) answer.
+    assert shown["polls"] == PAGE_MAX_POLLS, shown
+    assert shown["state"] == "queued", shown
+    assert proxy.wait_for(f"status-not-modified job {job_id}:", 5), proxy.output()[-3000:]
+    rows = job_rows(proxy, job_id, lambda r: "status-not-modified" in r["findings"]
+                    and len(status_gets(r)) >= shown["polls"])
+    assert "status-not-modified" in rows["findings"], rows
+    # Each poll reached the server (revalidation, not a cache hit): one 200, then only 304s.
+    gets = status_gets(rows)
+    assert len(gets) == shown["polls"], gets
+    assert gets[0]["status"] == 200 and gets[0]["state"] == "queued", gets[0]
+    assert all(p["status"] == 304 for p in gets[1:]), gets
+
+    # Another client without If-None-Match reads the finished job under the same ETag.
+    with httpx.Client(proxy=proxy.url, trust_env=False, timeout=10) as other:
+        response = other.get(api.url + shown["status_path"])
+    assert response.status_code == 200 and response.json()["status"] == "succeeded", response.text
+    assert response.headers["ETag"] == STUCK_ETAG
+    assert proxy.wait_for(f"etag-reused-across-states job {job_id}:", 5), proxy.output()[-3000:]
+    rows = job_rows(proxy, job_id, lambda r: "etag-reused-across-states" in r["findings"])
+    assert "etag-reused-across-states" in rows["findings"], rows
+
+
+def test_no_store_status_lets_the_browser_reach_succeeded_without_warnings(browser, proxy, api, artifacts):
+    shown = run_page(browser, api, "healthy", artifacts)
+    job_id = shown["job_id"]
+
+    assert shown["state"] == "succeeded", shown
+    assert 2 <= shown["polls"] < PAGE_MAX_POLLS, shown
+    # Every poll of the page reached the proxy (nothing came from the browser cache).
+    rows = job_rows(proxy, job_id, lambda r: r["job"]["terminal_state"] == "succeeded"
+                    and len(status_gets(r)) >= shown["polls"])
+    assert len(status_gets(rows)) == shown["polls"], rows["polls"]
+    assert json.loads(rows["job"]["states"])[-1] == "succeeded", rows["job"]
+    assert rows["job"]["terminal_state"] == "succeeded", rows["job"]
+    assert rows["findings"] == [], rows["findings"]
+    assert alerts_about(proxy, job_id) == []
