@@ -40,7 +40,6 @@ def api():
 def proxy(tmp_path_factory):
     db = tmp_path_factory.mktemp("azure") / "azure.sqlite"
     with ProxyProcess(db) as process:
-        process.db = db
         yield process
 
 

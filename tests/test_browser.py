@@ -26,7 +26,7 @@ if CHROMIUM is None:
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
 
 TIMING = Timing(queued_s=0.3, running_s=0.9)
-PAGE_MAX_POLLS = 40          # the sample page gives up after 40 polls, 200 ms apart (~8-10 s)
+PAGE_MAX_POLLS = 15          # the sample page gives up after this many polls (?max_polls=), 200 ms apart
 PAGE_TIMEOUT_MS = 30_000
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-gpu", "--disable-quic", "--disable-sync"]
@@ -42,7 +42,6 @@ def api():
 def proxy(tmp_path_factory):
     db = tmp_path_factory.mktemp("browser") / "browser.sqlite"
     with ProxyProcess(db) as process:
-        process.db = db
         yield process
 
 
@@ -71,7 +70,7 @@ def run_page(browser, api: SampleAPI, fault: str, artifacts: Path) -> dict[str, 
     context = browser.new_context()
     try:
         page = context.new_page()
-        page.goto(f"{api.url}/?fault={fault}")
+        page.goto(f"{api.url}/?fault={fault}&max_polls={PAGE_MAX_POLLS}")
         page.wait_for_selector('body[data-done="true"]', state="attached", timeout=PAGE_TIMEOUT_MS)
         shown = {name: page.text_content(f"#{name}") for name in ("job", "state", "polls")}
         page.screenshot(path=str(artifacts / f"browser-{fault}.png"), full_page=True)

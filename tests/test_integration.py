@@ -31,7 +31,6 @@ def api():
 def proxy(tmp_path_factory):
     db = tmp_path_factory.mktemp("live") / "live.sqlite"
     with ProxyProcess(db) as process:
-        process.db = db
         yield process
 
 

@@ -21,24 +21,24 @@ def observation_from_flow(flow: http.HTTPFlow) -> Observation:
         response_ts = response.timestamp_end or response.timestamp_start or time.time()
         response_headers = Headers.of(response.headers.items(multi=True))
         status: int | None = response.status_code
-        body, truncated = _body_excerpt(response)
     else:
         response_ts = (flow.error.timestamp if flow.error else None) or request.timestamp_end or request_ts
-        response_headers, status, body, truncated = Headers(), None, b"", False
+        response_headers, status = Headers(), None
     peer = flow.client_conn.peername
-    return Observation(
+    observation = Observation(
         flow_id=flow.id,
         method=request.method,
         url=request.pretty_url,
         status=status,
         request_headers=Headers.of(request.headers.items(multi=True)),
         response_headers=response_headers,
-        body=body,
-        body_truncated=truncated,
         request_ts=request_ts,
         response_ts=response_ts,
         client=f"{peer[0]}:{peer[1]}" if peer else None,
     )
+    if response is not None:
+        observation.with_body_loader(lambda: _body_excerpt(response))
+    return observation
 
 
 def _body_excerpt(response: http.Response) -> tuple[bytes, bool]:

@@ -6,10 +6,10 @@ same facts whatever the traffic came from.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import SplitResult, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 BODY_EXCERPT_LIMIT = 64 * 1024
 """Bytes of a response body the core may look at; larger bodies are cut (and then rarely parse)."""
@@ -55,6 +55,20 @@ class Observation(BaseModel):
     request_ts: float
     response_ts: float
     client: str | None = Field(default=None, description="Client address, to tell pollers apart")
+    _load_body: Callable[[], tuple[bytes, bool]] | None = PrivateAttr(default=None)
+
+    def with_body_loader(self, load: Callable[[], tuple[bytes, bool]]) -> "Observation":
+        """Defer reading the body until a rule needs it: most proxied flows are not job traffic,
+        and decoding their bodies would cost every flow."""
+        self._load_body = load
+        return self
+
+    def content(self) -> bytes:
+        """The (bounded, decoded) response body, loaded on first use."""
+        if self._load_body is not None:
+            self.body, self.body_truncated = self._load_body()
+            self._load_body = None
+        return self.body
 
     @classmethod
     def make(

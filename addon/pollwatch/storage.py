@@ -72,44 +72,64 @@ def connect(path: str | Path) -> sqlite_utils.Database:
     return db
 
 
+COLUMNS: dict[str, dict[str, type]] = {
+    "sessions": {"id": str, "started_at": float, "ended_at": float, "source": str, "label": str,
+                 "version": str, "settings": str},
+    "jobs": {
+        "key": str, "session_id": str, "job_id": str, "status_url": str, "host": str, "created_at": float,
+        "created_by": str, "create_method": str, "create_url": str, "create_status": int,
+        "create_flow_id": str, "reference_source": str, "operation_ids": str, "states": str,
+        "last_state": str, "terminal_state": str, "terminal_at": float, "polls": int,
+        "polls_after_terminal": int, "last_poll_at": float, "updated_at": float,
+    },
+    "polls": {
+        "id": int, "session_id": str, "job_key": str, "flow_id": str, "kind": str, "matched_by": str,
+        "method": str, "url": str, "status": int, "request_ts": float, "response_ts": float,
+        "raw_state": str, "state": str, "state_source": str, "cache_verdict": str,
+        "freshness_lifetime": float, "served_by": str, "response_cache_headers": str,
+        "request_cache_headers": str, "retry_after": float, "ids": str, "body_sha256": str,
+        "client": str, "body": str,
+    },
+    "transitions": {"id": int, "session_id": str, "job_key": str, "flow_id": str, "from_state": str,
+                    "to_state": str, "ts": float},
+    "findings": {"key": str, "session_id": str, "job_key": str, "job_id": str, "flow_id": str, "code": str,
+                 "severity": str, "ts": float, "message": str, "evidence": str, "count": int},
+}
+PRIMARY_KEYS = {"sessions": "id", "jobs": "key", "polls": "id", "transitions": "id", "findings": "key"}
+FOREIGN_KEYS = {
+    "jobs": [("session_id", "sessions", "id")],
+    "polls": [("session_id", "sessions", "id"), ("job_key", "jobs", "key")],
+    "transitions": [("session_id", "sessions", "id"), ("job_key", "jobs", "key")],
+    "findings": [("session_id", "sessions", "id"), ("job_key", "jobs", "key")],
+}
+INDEXES = {"jobs": [["session_id"], ["job_id"]], "polls": [["job_key", "response_ts"], ["session_id"]],
+           "transitions": [["job_key", "ts"]], "findings": [["job_key"], ["code"], ["session_id", "ts"]]}
+
+
 def _create_schema(db: sqlite_utils.Database) -> None:
     db.enable_wal()
     with db.conn:
         db["meta"].create({"key": str, "value": str}, pk="key")
         db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})
-        db["sessions"].create({"id": str, "started_at": float, "ended_at": float, "source": str, "label": str,
-                               "version": str, "settings": str}, pk="id")
-        db["jobs"].create({
-            "key": str, "session_id": str, "job_id": str, "status_url": str, "host": str, "created_at": float,
-            "created_by": str, "create_method": str, "create_url": str, "create_status": int,
-            "create_flow_id": str, "reference_source": str, "operation_ids": str, "states": str,
-            "last_state": str, "terminal_state": str, "terminal_at": float, "polls": int,
-            "polls_after_terminal": int, "last_poll_at": float, "updated_at": float,
-        }, pk="key", foreign_keys=[("session_id", "sessions", "id")])
-        db["polls"].create({
-            "id": int, "session_id": str, "job_key": str, "flow_id": str, "kind": str, "matched_by": str,
-            "method": str, "url": str, "status": int, "request_ts": float, "response_ts": float,
-            "raw_state": str, "state": str, "state_source": str, "cache_verdict": str,
-            "freshness_lifetime": float, "served_by": str, "response_cache_headers": str,
-            "request_cache_headers": str, "retry_after": float, "ids": str, "body_sha256": str,
-            "client": str, "body": str,
-        }, pk="id", foreign_keys=[("session_id", "sessions", "id"), ("job_key", "jobs", "key")])
-        db["transitions"].create({
-            "id": int, "session_id": str, "job_key": str, "flow_id": str, "from_state": str,
-            "to_state": str, "ts": float,
-        }, pk="id", foreign_keys=[("session_id", "sessions", "id"), ("job_key", "jobs", "key")])
-        db["findings"].create({
-            "key": str, "session_id": str, "job_key": str, "job_id": str, "flow_id": str, "code": str,
-            "severity": str, "ts": float, "message": str, "evidence": str, "count": int,
-        }, pk="key", foreign_keys=[("session_id", "sessions", "id"), ("job_key", "jobs", "key")])
-        db["jobs"].create_index(["session_id"])
-        db["jobs"].create_index(["job_id"])
-        db["polls"].create_index(["job_key", "response_ts"])
-        db["polls"].create_index(["session_id"])
-        db["transitions"].create_index(["job_key", "ts"])
-        db["findings"].create_index(["job_key"])
-        db["findings"].create_index(["code"])
-        db["findings"].create_index(["session_id", "ts"])
+        for table, columns in COLUMNS.items():
+            db[table].create(columns, pk=PRIMARY_KEYS[table], foreign_keys=FOREIGN_KEYS.get(table, []))
+            for index in INDEXES.get(table, []):
+                db[table].create_index(index)
+
+
+def _write_sql(table: str) -> tuple[str, list[str]]:
+    """INSERT (or upsert on the primary key) with named parameters: prepared once, run per batch.
+    Cheaper than sqlite-utils' per-call introspection on the writer's busy path."""
+    pk = PRIMARY_KEYS[table]
+    autoincrement = COLUMNS[table][pk] is int
+    columns = [c for c in COLUMNS[table] if not (autoincrement and c == pk)]
+    sql = f"insert into {table} ({', '.join(columns)}) values ({', '.join(':' + c for c in columns)})"
+    if not autoincrement:
+        sql += f" on conflict({pk}) do update set " + ", ".join(f"{c} = excluded.{c}" for c in columns if c != pk)
+    return sql, columns
+
+
+WRITE_SQL = {table: _write_sql(table) for table in COLUMNS}
 
 
 class _Batch:
@@ -220,16 +240,11 @@ class Store:
     def _write(self, db: sqlite_utils.Database, batch: _Batch) -> bool:
         try:
             with db.conn:
-                if batch.session is not None:
-                    db["sessions"].upsert(batch.session, pk="id")
-                if batch.jobs:
-                    db["jobs"].upsert_all(batch.jobs.values(), pk="key")
-                if batch.polls:
-                    db["polls"].insert_all(batch.polls)
-                if batch.transitions:
-                    db["transitions"].insert_all(batch.transitions)
-                if batch.findings:
-                    db["findings"].upsert_all(batch.findings.values(), pk="key")
+                for table, rows in (("sessions", [batch.session] if batch.session else []),
+                                    ("jobs", batch.jobs.values()), ("polls", batch.polls),
+                                    ("transitions", batch.transitions), ("findings", batch.findings.values())):
+                    sql, columns = WRITE_SQL[table]
+                    db.conn.executemany(sql, [{c: row.get(c) for c in columns} for row in rows])
         except sqlite3.Error as exc:
             self.write_errors += 1
             if not self._error_reported:

@@ -195,7 +195,7 @@ class Tracker:
         return None
 
     def _create(self, obs: Observation) -> Update:
-        document = parse_json_object(obs.body)
+        document = parse_json_object(obs.content())
         ref = find_reference(obs.url, obs.response_headers, document,
                              extra_headers=self.config.status_headers, extra_id_fields=self.config.id_fields)
         if ref.job_id is None and obs.method.upper() in POLL_METHODS:
@@ -254,7 +254,7 @@ class Tracker:
 
     def _poll(self, obs: Observation, match: Match) -> Update | None:
         analysis = analyse(obs.response_headers, obs.status, obs.response_ts)
-        document = parse_json_object(obs.body)
+        document = parse_json_object(obs.content())
         job = match.job
         reading = self._read_state(obs, job, document)
         if match.matched_by in ("job-id", "template") and not _looks_like_status(obs.status, reading):
@@ -398,7 +398,7 @@ class Tracker:
             request_cache_headers=pick(obs.request_headers, REQUEST_CACHE_HEADERS),
             retry_after=parse_retry_after(obs.response_headers.get("retry-after"), obs.response_ts),
             ids=request_ids(obs.response_headers, self.config.id_headers) | request_ids(obs.request_headers, self.config.id_headers),
-            body_sha256=hashlib.sha256(obs.body).hexdigest() if obs.body else None,
+            body_sha256=hashlib.sha256(obs.content()).hexdigest() if obs.content() else None,
             client=obs.client,
             body=obs.body.decode("utf-8", "replace") if self.config.keep_bodies and obs.body else None,
         )

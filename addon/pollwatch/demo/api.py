@@ -685,10 +685,13 @@ polls <span id="polls">0</span></p>
 <script>
 // Like a typical UI: create the job, then fetch() the status URL every 200 ms with the
 // default cache mode until a terminal state (or 40 polls). body[data-done] marks the end.
+// ?max_polls= and ?every= (ms) change the defaults; other parameters go to the create call.
 (async () => {
   const page = new URLSearchParams(location.search);
   const fault = page.get('fault') || 'healthy';
-  page.delete('fault');
+  const maxPolls = Number(page.get('max_polls') || 40);
+  const every = Number(page.get('every') || 200);
+  for (const name of ['fault', 'max_polls', 'every']) page.delete(name);
   const extra = page.toString() ? '&' + page.toString() : '';
   const show = (id, text) => { document.getElementById(id).textContent = String(text); };
   const finish = () => { document.body.dataset.done = 'true'; };
@@ -697,7 +700,7 @@ polls <span id="polls">0</span></p>
   const statusUrl = new URL(created.headers.get('Location'), location.href);
   show('job', statusUrl.pathname);
   let polls = 0;
-  while (polls < 40) {
+  while (polls < maxPolls) {
     const response = await fetch(statusUrl);
     polls += 1;
     show('polls', polls);
@@ -710,7 +713,7 @@ polls <span id="polls">0</span></p>
       show('state', body.status);
       if (body.status === 'succeeded' || body.status === 'failed') break;
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await new Promise((resolve) => setTimeout(resolve, every));
   }
   finish();
 })();

@@ -41,10 +41,14 @@ def mitmdump_command() -> list[str]:
 class ProxyProcess:
     """`mitmdump -s pollwatch` on 127.0.0.1; `lines` collects everything it prints."""
 
-    def __init__(self, db: str | Path, *, record: str | Path | None = None, options: Sequence[str] = (),
+    def __init__(self, db: str | Path | None, *, record: str | Path | None = None, options: Sequence[str] = (),
                  extra_args: Sequence[str] = (), on_line: Callable[[str], None] | None = None) -> None:
-        args = [*mitmdump_command(), "--listen-host", "127.0.0.1", "-p", "0", "-s", str(SCRIPT),
-                "--set", f"pollwatch_db={db}", "--set", "termlog_verbosity=info", "--set", "flow_detail=0"]
+        """`db` None runs mitmdump without pollwatch (a baseline for benchmarks)."""
+        self.db = Path(db) if db is not None else None
+        args = [*mitmdump_command(), "--listen-host", "127.0.0.1", "-p", "0",
+                "--set", "termlog_verbosity=info", "--set", "flow_detail=0"]
+        if db is not None:
+            args += ["-s", str(SCRIPT), "--set", f"pollwatch_db={db}"]
         if record is not None:
             args += ["-w", str(record)]
         for option in options:
@@ -56,6 +60,11 @@ class ProxyProcess:
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._port_found: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "not started"
+        return self._process.pid
 
     @property
     def url(self) -> str:
