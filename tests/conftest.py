@@ -8,10 +8,14 @@ from typing import Any
 
 import pytest
 
+from pollwatch.demo.api import SampleAPI, Timing
+from pollwatch.demo.proxy import ProxyProcess
 from pollwatch.observation import Observation
 from pollwatch.tracking import Tracker
 
 API = "http://api.test:8080"
+LIVE_TIMING = Timing(queued_s=0.3, running_s=0.9)
+"""How long sample-API jobs stay queued and running in end-to-end tests."""
 
 
 class Traffic:
@@ -58,3 +62,18 @@ def traffic() -> Traffic:
 
 def codes(update) -> list[str]:
     return [f.code for f in update.findings] if update is not None else []
+
+
+@pytest.fixture(scope="module")
+def api():
+    """The sample job API on loopback, one per test module."""
+    with SampleAPI(timing=LIVE_TIMING) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory, request):
+    """A real mitmdump with pollwatch, one per test module; `proxy.db` is its SQLite file."""
+    db = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "live.sqlite"
+    with ProxyProcess(db) as process:
+        yield process

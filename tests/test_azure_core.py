@@ -22,25 +22,11 @@ from azure.core.polling import LROPoller  # noqa: E402
 from azure.core.polling.base_polling import LROBasePolling  # noqa: E402
 from azure.core.rest import HttpRequest  # noqa: E402
 
-from pollwatch.demo.api import SampleAPI, Timing  # noqa: E402
-from pollwatch.demo.proxy import ProxyProcess  # noqa: E402
+from pollwatch.demo.api import SampleAPI  # noqa: E402
 
-TIMING = Timing(queued_s=0.3, running_s=0.9)
 POLL_DELAY_S = 0.1          # LROBasePolling(timeout=...) is the delay between polls (no Retry-After sent)
 RESULT_TIMEOUT_S = 15
 
-
-@pytest.fixture(scope="module")
-def api():
-    with SampleAPI(timing=TIMING) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def proxy(tmp_path_factory):
-    db = tmp_path_factory.mktemp("azure") / "azure.sqlite"
-    with ProxyProcess(db) as process:
-        yield process
 
 
 @pytest.fixture

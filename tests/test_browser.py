@@ -16,8 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pollwatch.demo.api import STUCK_ETAG, SampleAPI, Timing
-from pollwatch.demo.proxy import ProxyProcess
+from pollwatch.demo.api import STUCK_ETAG, SampleAPI
 
 CHROMIUM = shutil.which("chromium")
 if CHROMIUM is None:
@@ -25,24 +24,11 @@ if CHROMIUM is None:
                 "skipping the browser tests", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
 
-TIMING = Timing(queued_s=0.3, running_s=0.9)
 PAGE_MAX_POLLS = 15          # the sample page gives up after this many polls (?max_polls=), 200 ms apart
 PAGE_TIMEOUT_MS = 30_000
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-gpu", "--disable-quic", "--disable-sync"]
 
-
-@pytest.fixture(scope="module")
-def api():
-    with SampleAPI(timing=TIMING) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def proxy(tmp_path_factory):
-    db = tmp_path_factory.mktemp("browser") / "browser.sqlite"
-    with ProxyProcess(db) as process:
-        yield process
 
 
 @pytest.fixture(scope="module")

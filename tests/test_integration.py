@@ -14,24 +14,11 @@ import time
 import httpx
 import pytest
 
-from pollwatch.demo.api import SampleAPI, Timing
-from pollwatch.demo.proxy import ProxyProcess
+from conftest import LIVE_TIMING
+from pollwatch.demo.api import SampleAPI
 
-TIMING = Timing(queued_s=0.2, running_s=0.4)
 TERMINAL = {"succeeded", "failed", "cancelled", "expired"}
 
-
-@pytest.fixture(scope="module")
-def api():
-    with SampleAPI(timing=TIMING) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def proxy(tmp_path_factory):
-    db = tmp_path_factory.mktemp("live") / "live.sqlite"
-    with ProxyProcess(db) as process:
-        yield process
 
 
 @pytest.fixture
@@ -118,7 +105,7 @@ def test_out_of_order_status_is_flagged(proxy, api, client):
 def test_expired_job(proxy, api, client):
     job_id = create(client, api, "expired")
     url = f"{api.url}/api/exports/{job_id}"
-    time.sleep(TIMING.queued_s + TIMING.running_s + 0.2)
+    time.sleep(LIVE_TIMING.queued_s + LIVE_TIMING.running_s + 0.2)
     assert client.get(url).status_code == 410
     job, findings = settle(proxy, job_id, ["job-expired"])
     assert job["terminal_state"] == "expired"

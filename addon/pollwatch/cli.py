@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -67,18 +67,14 @@ def run(db: str, port: int, listen_host: str, mitmdump_args: Sequence[str]) -> N
 @format_option
 def jobs(db: str, session: str | None, fmt: str) -> None:
     """List captured jobs with their state sequence."""
-    rows = _read(db, lambda conn: list_jobs(conn, session))
-    if fmt == "json":
-        _print_json(rows)
-        return
-    table = Table(title=f"{len(rows)} job(s) in {db}")
-    for column in ("job", "host", "created", "states", "polls", "findings"):
-        table.add_column(column, justify="right" if column in ("polls", "findings") else "left")
-    for r in rows:
+
+    def cells(r: dict[str, Any]) -> list[str]:
         states = " → ".join(f"[{STATE_STYLE.get(s, '')}]{s}[/]" for s in r["states"]) or "-"
-        table.add_row(r["job_id"], r["host"], _time(r["created_at"]), states, str(r["polls"]),
-                      f"[yellow]{r['findings']}[/]" if r["findings"] else "0")
-    Console().print(table)
+        return [r["job_id"], r["host"], _time(r["created_at"]), states, str(r["polls"]),
+                f"[yellow]{r['findings']}[/]" if r["findings"] else "0"]
+
+    _show(_read(db, lambda conn: list_jobs(conn, session)), fmt, f"job(s) in {db}",
+          ("job", "host", "created", "states", "polls", "findings"), cells)
 
 
 @main.command()
@@ -87,17 +83,27 @@ def jobs(db: str, session: str | None, fmt: str) -> None:
 @format_option
 def warnings(db: str, session: str | None, fmt: str) -> None:
     """List findings: code, severity, job and what to do."""
-    rows = _read(db, lambda conn: list_findings(conn, session))
-    if fmt == "json":
-        _print_json(rows)
-        return
-    table = Table(title=f"{len(rows)} finding(s) in {db}")
-    for column in ("time", "severity", "code", "job", "count", "message"):
-        table.add_column(column, overflow="fold")
-    for r in rows:
+
+    def cells(r: dict[str, Any]) -> list[str]:
         style = SEVERITY_STYLE.get(r["severity"], "")
-        table.add_row(_time(r["ts"]), f"[{style}]{r['severity']}[/]", r["code"], r["job_id"] or "-",
-                      str(r["count"]), r["message"])
+        return [_time(r["ts"]), f"[{style}]{r['severity']}[/]", r["code"], r["job_id"] or "-", str(r["count"]),
+                r["message"]]
+
+    _show(_read(db, lambda conn: list_findings(conn, session)), fmt, f"finding(s) in {db}",
+          ("time", "severity", "code", "job", "count", "message"), cells)
+
+
+def _show(rows: list[dict[str, Any]], fmt: str, title: str, columns: Sequence[str],
+          cells: Callable[[dict[str, Any]], list[str]]) -> None:
+    """JSON for scripts (the rows as they are), or a rich table for people."""
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    table = Table(title=f"{len(rows)} {title}")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*cells(row))
     Console().print(table)
 
 
@@ -110,10 +116,6 @@ def _read(db: str, query: Any) -> list[dict[str, Any]]:
             conn.close()
     except StorageError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def _print_json(rows: list[dict[str, Any]]) -> None:
-    click.echo(json.dumps(rows, indent=2, sort_keys=True))
 
 
 def _time(ts: float | None) -> str:

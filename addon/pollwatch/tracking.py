@@ -13,7 +13,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .cache import REQUEST_CACHE_HEADERS, RESPONSE_CACHE_HEADERS, ServedBy, analyse, parse_retry_after, pick
+from .cache import REQUEST_CACHE_HEADERS, RESPONSE_CACHE_HEADERS, analyse, parse_retry_after, pick
 from .config import Config
 from .detection import (
     JobReference, Template, find_reference, is_job_creation, origin_of, request_ids, self_reference, url_key,
