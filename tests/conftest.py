@@ -1,4 +1,5 @@
-"""Shared helpers for the test suite: observation builders for the pure core."""
+"""Shared helpers for the test suite: timelines of exchanges for the rules (fed to the pure core,
+or as mitmproxy test flows through the addon), and live fixtures (sample API, real mitmdump)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import json
 from typing import Any
 
 import pytest
+from mitmproxy import http
+from mitmproxy.test import taddons, tflow
 
+from pollwatch.addon import PollWatch
 from pollwatch.demo.api import SampleAPI, Timing
 from pollwatch.demo.proxy import ProxyProcess
 from pollwatch.observation import Observation
@@ -19,7 +23,8 @@ LIVE_TIMING = Timing(queued_s=0.3, running_s=0.9)
 
 
 class Traffic:
-    """Builds observations on a simple clock so rule tests read like timelines."""
+    """Builds exchanges on a simple clock so rule tests read like timelines; each goes straight
+    to the core as an Observation."""
 
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
@@ -32,12 +37,16 @@ class Traffic:
         start = self.now if at is None else at
         if isinstance(body, dict):
             body = json.dumps(body)
-        obs = Observation.make(flow_id=f"f{next(self._ids)}", method=method,
-                               url=url if url.startswith("http") else API + url, status=status,
-                               response_headers=headers or {}, request_headers=request_headers or {}, body=body,
-                               request_ts=start, response_ts=start + took, client=client)
         if at is None:
             self.now = start + took + 1.0
+        return self.send(method, url if url.startswith("http") else API + url, status,
+                         body.encode() if isinstance(body, str) else body, headers or {}, request_headers or {},
+                         start, start + took, client)
+
+    def send(self, method, url, status, body, headers, request_headers, start, end, client):
+        obs = Observation.make(flow_id=f"f{next(self._ids)}", method=method, url=url, status=status,
+                               response_headers=headers, request_headers=request_headers, body=body,
+                               request_ts=start, response_ts=end, client=client)
         return self.tracker.observe(obs)
 
     def create(self, location: str = "/api/exports/e-1", *, status: int = 202, body: Any = None,
@@ -55,9 +64,47 @@ class Traffic:
         return self.exchange("GET", url, status, body=body, headers=hdrs, **kw)
 
 
-@pytest.fixture
-def traffic() -> Traffic:
-    return Traffic(Tracker())
+class AddonTraffic(Traffic):
+    """The same timelines as mitmproxy test flows (tflow) through the PollWatch addon's response
+    hook under taddons: adapter, core and addon together. The core's answer is captured as the
+    addon receives it."""
+
+    def __init__(self, addon: PollWatch) -> None:
+        super().__init__(addon.tracker)
+        self.addon = addon
+        self.flows: list[http.HTTPFlow] = []
+
+    def send(self, method, url, status, body, headers, request_headers, start, end, client):
+        request = http.Request.make(method, url, b"", request_headers)
+        if status is None:
+            flow = tflow.tflow(req=request, err=True)
+        else:
+            flow = tflow.tflow(req=request, resp=http.Response.make(status, body, headers))
+            flow.response.timestamp_start, flow.response.timestamp_end = end, end
+        flow.request.timestamp_start = start
+        flow.client_conn.peername = (client or "127.0.0.1", 50000)
+        answers = []
+        observe = self.addon.tracker.observe
+        self.addon.tracker.observe = lambda obs: answers.append(observe(obs)) or answers[-1]
+        try:
+            self.addon.response(flow)
+        finally:
+            del self.addon.tracker.observe
+        self.flows.append(flow)
+        assert self.addon.internal_errors == 0
+        return answers[0] if answers else None
+
+
+@pytest.fixture(params=["core", "addon"])
+def traffic(request):
+    """Rule tests run twice: on the pure core, and through the mitmproxy addon."""
+    if request.param == "core":
+        yield Traffic(Tracker())
+        return
+    addon = PollWatch()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, pollwatch_db="")
+        yield AddonTraffic(addon)
 
 
 def codes(update) -> list[str]:

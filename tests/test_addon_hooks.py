@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+
+import brotli
 import json
 import logging
 import sqlite3
@@ -149,12 +151,13 @@ async def test_bad_bodies_pass_unchanged_without_internal_errors(watch, body, he
     assert addon.internal_errors == 0
 
 
-async def test_gzip_encoded_status_is_decoded_for_reading_but_not_altered(watch):
+@pytest.mark.parametrize("encoding, compress", [("gzip", gzip.compress), ("br", brotli.compress)])
+async def test_compressed_status_is_decoded_for_reading_but_not_altered(watch, encoding, compress):
     addon, tctx = watch
     await tctx.cycle(addon, create_flow())
     flow = poll_flow("succeeded")
-    flow.response.headers["content-encoding"] = "gzip"
-    flow.response.raw_content = gzip.compress(b'{"id": "e-1", "status": "succeeded"}')
+    flow.response.headers["content-encoding"] = encoding
+    flow.response.raw_content = compress(b'{"id": "e-1", "status": "succeeded"}')
     raw_before = flow.response.raw_content
     await tctx.cycle(addon, flow)
     assert flow.response.raw_content == raw_before

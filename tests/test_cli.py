@@ -68,3 +68,36 @@ def test_missing_database_is_a_one_line_error(tmp_path):
 def test_help_lists_the_commands():
     result = invoke("--help")
     assert all(word in result.output for word in ("run", "jobs", "warnings"))
+
+
+def test_run_starts_mitmdump_with_the_addon_and_records_jobs(api, tmp_path):
+    import os
+    import re
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    db = tmp_path / "run.sqlite"
+    process = subprocess.Popen([str(Path(sys.executable).with_name("pollwatch")), "run", "--db", str(db),
+                                "--port", "0", "--set", "termlog_verbosity=info"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    try:
+        port = None
+        for line in process.stdout:
+            if m := re.search(r"listening at 127\.0\.0\.1:(\d+)", line):
+                port = int(m.group(1))
+                break
+        assert port, "pollwatch run did not start a proxy"
+        with httpx.Client(proxy=f"http://127.0.0.1:{port}", trust_env=False) as client:
+            location = client.post(f"{api.url}/api/exports").headers["Location"]
+            client.get(api.url + location)
+        time.sleep(1.0)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    result = invoke("jobs", "--db", db, "--format", "json")
+    assert [j["job_id"] for j in json.loads(result.output)] == [location.rsplit("/", 1)[1]]
