@@ -44,6 +44,7 @@ class ServedBy(StrEnum):
     ORIGIN = "origin"
     SHARED_CACHE = "shared-cache"
     CLIENT_CACHE = "client-cache"  # 304: the client shows its stored copy
+    BROWSER_CACHE = "browser-cache"  # a HAR says the browser answered from its cache, no request made
 
 
 class CacheAnalysis(BaseModel):
@@ -151,14 +152,16 @@ def _is_hit_word(word: str) -> bool:
     return word in _HIT_WORDS or (word.startswith("tcp_") and "hit" in word)
 
 
-def analyse(headers: Headers, status: int | None, arrived: float) -> CacheAnalysis:
+def analyse(headers: Headers, status: int | None, arrived: float, served_from: str | None = None) -> CacheAnalysis:
     """Everything the cache rules need about one response."""
     if status is None:
         return CacheAnalysis(verdict=Verdict.NOT_STORED, freshness_lifetime=None,
                              served_by=ServedBy.ORIGIN, hit_signals=[], age=None, date_lag=None)
     verdict, lifetime = freshness(headers, status, arrived)
     signals = hit_signals(headers)
-    if status == 304:
+    if served_from == ServedBy.BROWSER_CACHE:
+        served_by = ServedBy.BROWSER_CACHE
+    elif status == 304:
         served_by = ServedBy.CLIENT_CACHE
     elif signals:
         served_by = ServedBy.SHARED_CACHE

@@ -123,6 +123,51 @@ def _time(ts: float | None) -> str:
 
 
 @main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--db", default="pollwatch.sqlite", show_default=True, type=click.Path(dir_okay=False),
+              help="Database to add the analysis to (as a new session).")
+@click.option("--label", default=None, help="Session label (default: the file names).")
+@format_option
+def analyze(paths: tuple[str, ...], db: str, label: str | None, fmt: str) -> None:
+    """Analyse recorded traffic with the same engine as the live proxy.
+
+    PATHS are mitmproxy flow files, HAR exports (browser dev tools; `_fromCache` honoured) and
+    VCR.py / pytest-recording cassettes; folders are walked. The result is one new session in
+    the database: query it with `pollwatch jobs` and `pollwatch warnings`.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .analysis import analyse
+    from .readers import ReadError
+
+    progress = Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=Console(stderr=True), transient=True)
+    task = None
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal task
+        if total < 1000:
+            return
+        if task is None:
+            progress.start()
+            task = progress.add_task("analysing", total=total)
+        progress.update(task, completed=done)
+
+    try:
+        summary = analyse(paths, db, label=label, on_progress=on_progress)
+    except (ReadError, StorageError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        progress.stop()
+    if fmt == "json":
+        click.echo(summary.model_dump_json(indent=2))
+        return
+    for path in summary.synthetic_times:
+        Console(stderr=True).print(f"[yellow]note[/]: {path} has no timestamps; exchanges were spaced 1 s apart")
+    click.echo(summary.line())
+
+
+@main.command()
 @click.option("--scenario", "names", multiple=True, metavar="NAME",
               help="Run only this fault mode (repeatable). Default: all of them, one job each.")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")

@@ -20,7 +20,7 @@ REFERENCE_HEADERS = ("operation-location", "azure-asyncoperation", "location", "
 ID_FIELDS = ("id", "jobId", "job_id", "operationId", "operation_id", "name")
 LINK_FIELDS = ("href", "statusUrl", "status_url", "links.status", "_links.self.href", "links.self",
                "_links.status.href")
-GENERIC_SEGMENTS = frozenset({"status", "state", "result", "results", "operation", "progress", "poll"})
+GENERIC_SEGMENTS = frozenset({"status", "state", "result", "results", "operation", "progress", "poll", "pending"})
 ID_HEADERS = (
     "x-request-id", "x-correlation-id", "request-id", "traceparent", "x-ms-request-id",
     "x-ms-client-request-id", "operation-id", "x-amzn-requestid", "apim-request-id",
@@ -42,6 +42,11 @@ def origin_of(url: str) -> str:
     scheme = parts.scheme.lower() or "http"
     port = parts.port or (443 if scheme == "https" else 80)
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def path_key(url: str) -> str:
+    """Origin and decoded path, without the query: the same resource asked differently."""
+    return f"{origin_of(url)}{unquote(urlsplit(url).path) or '/'}"
 
 
 def url_key(url: str) -> str:
@@ -139,11 +144,12 @@ def _body_ids(document: Mapping[str, Any], fields: Sequence[str]) -> list[str]:
 
 
 def _confirming_values(document: Mapping[str, Any] | None, tokens: set[str]) -> list[str]:
-    """Top-level string values (e.g. `reportId`) that appear in the status URL."""
+    """Top-level id fields (`reportId`, `request_id`...) whose value appears in the status URL.
+    Only id-named fields: a `location: eastus` also appears in Azure operation URLs."""
     if document is None:
         return []
-    return [v for v in document.values() if isinstance(v, str | int) and not isinstance(v, bool)
-            and str(v) in tokens and len(str(v)) >= 2]
+    return [str(v) for k, v in document.items() if k.lower().endswith("id") and isinstance(v, str | int)
+            and not isinstance(v, bool) and str(v) in tokens and len(str(v)) >= 2]
 
 
 class Template(BaseModel):

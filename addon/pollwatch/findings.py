@@ -44,6 +44,11 @@ CATALOGUE: dict[str, FindingKind] = {
               "The response shows a cache hit (Cache-Status hit, X-Cache/CF-Cache-Status HIT, "
               "X-Cache-Hits > 0) or Age > 0: it did not come from the origin just now.",
               "Exclude status URLs from CDN/reverse-proxy caching, or send `Cache-Control: no-store`."),
+        _kind("status-from-browser-cache", W, "Poll answered by the browser's own cache",
+              "A HAR export marks this status response as served from the browser's cache (_fromCache): "
+              "the request never reached the server, so the UI showed a stored state. A live proxy cannot "
+              "see these; status-cacheable is the live sign.",
+              "Send `Cache-Control: no-store` on status responses, or fetch them with `cache: 'no-store'`."),
         _kind("status-not-modified", W, "Poll answered 304 Not Modified",
               "The client keeps showing the state of its stored copy.",
               "Make the ETag change with the state, or send `Cache-Control: no-store` on status responses."),

@@ -55,6 +55,8 @@ class Observation(BaseModel):
     request_ts: float
     response_ts: float
     client: str | None = Field(default=None, description="Client address, to tell pollers apart")
+    served_from: str | None = Field(default=None, description='"browser-cache" when a HAR says the '
+                                    "browser answered from its own cache (the network never saw it)")
     _load_body: Callable[[], tuple[bytes, bool]] | None = PrivateAttr(default=None)
 
     def with_body_loader(self, load: Callable[[], tuple[bytes, bool]]) -> "Observation":

@@ -41,7 +41,7 @@ class PollRecord(BaseModel):
     job_key: str
     flow_id: str
     kind: Literal["create", "poll"]
-    matched_by: Literal["create", "canonical", "job-id", "template", "first-poll"]
+    matched_by: Literal["create", "canonical", "same-path", "job-id", "template", "first-poll"]
     method: str
     url: str
     status: int | None

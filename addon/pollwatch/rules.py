@@ -52,9 +52,12 @@ def _state(job: "Job") -> str:
 
 # --- correlation -------------------------------------------------------------------------------
 
+INDIRECT_MATCHES = ("same-path", "job-id")
+"""Polls tied to a job by its path or id rather than by its exact status URL."""
+
 def wrong_environment(job: "Job", f: PollFacts) -> Raise | None:
     origin = origin_of(f.obs.url)
-    if f.matched_by != "job-id" or origin == job.host:
+    if f.matched_by not in INDIRECT_MATCHES or origin == job.host:
         return None
     return Raise("wrong-environment",
                  f"polled on {origin} but the job was created on {job.host}.",
@@ -63,7 +66,7 @@ def wrong_environment(job: "Job", f: PollFacts) -> Raise | None:
 
 
 def non_canonical_status_url(job: "Job", f: PollFacts) -> Raise | None:
-    if f.matched_by != "job-id" or origin_of(f.obs.url) != job.host:
+    if f.matched_by not in INDIRECT_MATCHES or origin_of(f.obs.url) != job.host:
         return None
     return Raise("non-canonical-status-url",
                  f"polled {f.obs.url} instead of the returned status URL {job.status_url}.",
@@ -124,6 +127,14 @@ def status_from_shared_cache(job: "Job", f: PollFacts) -> Raise | None:
     return Raise("status-from-shared-cache",
                  f"state {f.reading.raw or f.obs.status} was served by a cache ({'; '.join(f.analysis.hit_signals)}).",
                  {"signals": f.analysis.hit_signals, "state": _value(f.reading.state), "headers": _cache_headers(f)})
+
+
+def status_from_browser_cache(job: "Job", f: PollFacts) -> Raise | None:
+    if f.analysis.served_by is not ServedBy.BROWSER_CACHE:
+        return None
+    return Raise("status-from-browser-cache",
+                 f"the browser answered this poll from its own cache with state {_value(f.reading.state) or 'unknown'}; "
+                 "the server never saw it.", {"state": _value(f.reading.state), "headers": _cache_headers(f)})
 
 
 def status_not_modified(job: "Job", f: PollFacts) -> Raise | None:
@@ -255,7 +266,7 @@ def polling_abandoned(job: "Job", now: float, config: Config, *, capture_ended: 
 
 POLL_RULES = (
     wrong_environment, non_canonical_status_url, job_missing, job_expired, status_error,
-    unknown_state_word, status_cacheable, status_from_shared_cache, status_not_modified,
+    unknown_state_word, status_cacheable, status_from_shared_cache, status_from_browser_cache, status_not_modified,
     status_stale_date, etag_reused_across_states, order, terminal_state_changed,
     poll_after_terminal, poll_too_fast,
 )

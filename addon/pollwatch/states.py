@@ -38,7 +38,7 @@ _RANK = {State.QUEUED: 0, State.RUNNING: 1} | {s: 2 for s in TERMINAL}
 _WORDS: dict[State, tuple[str, ...]] = {
     State.QUEUED: (
         "notstarted", "accepted", "pending", "queued", "enqueued", "submitted", "scheduled",
-        "waiting", "validating", "runnable", "created", "new",
+        "waiting", "validating", "runnable", "created", "new", "initializing",
     ),
     State.RUNNING: (
         "running", "inprogress", "processing", "started", "starting", "dequeued", "active",

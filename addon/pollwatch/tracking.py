@@ -16,8 +16,8 @@ from typing import NamedTuple
 from .cache import REQUEST_CACHE_HEADERS, RESPONSE_CACHE_HEADERS, analyse, parse_retry_after, pick
 from .config import Config
 from .detection import (
-    JobReference, Template, find_reference, is_job_creation, origin_of, request_ids, self_reference, url_key,
-    url_tokens,
+    JobReference, Template, find_reference, is_job_creation, origin_of, path_key, request_ids, self_reference,
+    url_key, url_tokens,
 )
 from .findings import CATALOGUE, Finding
 from .observation import Observation
@@ -138,6 +138,7 @@ class Tracker:
         self._serial = itertools.count(1)
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self._by_status_key: dict[str, Job] = {}
+        self._by_path: dict[str, Job] = {}
         self._by_id: dict[str, list[Job]] = {}
         self.clock = 0.0  # the latest timestamp seen: "now" for recorded traffic
 
@@ -181,6 +182,9 @@ class Tracker:
         job = self._by_status_key.get(url_key(obs.url))
         if job is not None:
             return Match(job, "canonical")
+        job = self._by_path.get(path_key(obs.url))
+        if job is not None:
+            return Match(job, "same-path")
         tokens = url_tokens(obs.url)
         candidates = [j for token in tokens for j in self._by_id.get(token, ())]
         if candidates:
@@ -211,7 +215,7 @@ class Tracker:
         self._note_retry_after(job, obs)
         job.last_activity = obs.response_ts
         job.updated_at = obs.response_ts
-        poll = self._record(job, obs, "create", "create", reading, analyse(obs.response_headers, obs.status, obs.response_ts))
+        poll = self._record(job, obs, "create", "create", reading, analyse(obs.response_headers, obs.status, obs.response_ts, obs.served_from))
         return Update(job=job.snapshot(), poll=poll, transitions=transitions)
 
     def _new_job(self, ref: JobReference, obs: Observation, *, created_by: str) -> Job:
@@ -222,7 +226,7 @@ class Tracker:
                   reference_source=ref.source, operation_ids=request_ids(obs.response_headers, self.config.id_headers))
         self.jobs[job.key] = job
         if ref.status_url:
-            self._by_status_key[url_key(ref.status_url)] = job
+            self._index_status_url(job, ref.status_url)
             template = Template.learn(ref.status_url, ref.job_id)
             if template is not None and template.segments not in self._learnt:
                 self._learnt.add(template.segments)
@@ -231,6 +235,10 @@ class Tracker:
             self._by_id.setdefault(alias, []).append(job)
         self._evict()
         return job
+
+    def _index_status_url(self, job: Job, url: str) -> None:
+        self._by_status_key[url_key(url)] = job
+        self._by_path[path_key(url)] = job
 
     def _evict(self) -> None:
         """Bound memory on long sessions: forget the oldest jobs, finished ones first."""
@@ -241,8 +249,11 @@ class Tracker:
         victims += list(itertools.islice((j for j in self.jobs.values() if j not in victims), excess - len(victims)))
         for job in victims:
             del self.jobs[job.key]
-            if job.status_url and self._by_status_key.get(url_key(job.status_url)) is job:
-                del self._by_status_key[url_key(job.status_url)]
+            if job.status_url:
+                for index, key in ((self._by_status_key, url_key(job.status_url)),
+                                   (self._by_path, path_key(job.status_url))):
+                    if index.get(key) is job:
+                        del index[key]
             for alias in job.aliases:
                 remaining = [j for j in self._by_id.get(alias, ()) if j is not job]
                 if remaining:
@@ -253,11 +264,11 @@ class Tracker:
     # --- polls --------------------------------------------------------------------------------
 
     def _poll(self, obs: Observation, match: Match) -> Update | None:
-        analysis = analyse(obs.response_headers, obs.status, obs.response_ts)
+        analysis = analyse(obs.response_headers, obs.status, obs.response_ts, obs.served_from)
         document = parse_json_object(obs.content())
         job = match.job
         reading = self._read_state(obs, job, document)
-        if match.matched_by in ("job-id", "template") and not _looks_like_status(obs.status, reading):
+        if match.matched_by in ("same-path", "job-id", "template") and not _looks_like_status(obs.status, reading):
             return None  # related traffic (a result download, say), not a status poll
         raised: list[Raise] = []
         if job is None:
@@ -268,7 +279,7 @@ class Tracker:
             job.created_at = obs.request_ts
         elif match.matched_by == "first-poll":
             job.status_url = obs.url
-            self._by_status_key[url_key(obs.url)] = job
+            self._index_status_url(job, obs.url)
 
         facts = PollFacts(obs=obs, analysis=analysis, reading=reading, matched_by=match.matched_by, config=self.config)
         raised += [r for rule in POLL_RULES if (r := rule(job, facts)) is not None]

@@ -1,0 +1,206 @@
+"""`pollwatch analyze`: recorded traffic (flow files, HAR, VCR cassettes) through the live engine."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from mitmproxy import io
+from mitmproxy.addons.savehar import SaveHar
+from mitmproxy.test import taddons
+
+from pollwatch.analysis import analyse
+from pollwatch.cli import main
+from pollwatch.demo import SCENARIOS
+from pollwatch.demo.runner import run_demo
+from pollwatch.readers import ReadError
+
+RECORDINGS = Path(__file__).resolve().parent.parent / "recordings"
+
+
+def summary_of(db: Path, session: str | None = None) -> tuple[set[str], list[tuple[str, list[str]]]]:
+    where, args = (" where session_id = ?", [session]) if session else ("", [])
+    with sqlite3.connect(db) as conn:
+        codes = {r[0] for r in conn.execute(f"select code from findings{where}", args)}
+        jobs = [(j, json.loads(s)) for j, s in conn.execute(f"select job_id, states from jobs{where} order by created_at", args)]
+    return codes, jobs
+
+
+def sessions(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("select count(*) from sessions").fetchone()[0]
+
+
+# --- formats -----------------------------------------------------------------------------------
+
+def test_flow_file_gives_the_recorded_findings(tmp_path):
+    summary = analyse([RECORDINGS / "cached-status.flows"], tmp_path / "a.sqlite")
+    codes, jobs = summary_of(tmp_path / "a.sqlite")
+    assert codes == {"status-cacheable"} and jobs[0][1] == ["queued", "running", "succeeded"]
+    assert summary.formats == {"flows": 1} and summary.jobs == 1
+
+
+def test_har_exported_by_mitmproxy_gives_the_same_result_as_the_flow_file(tmp_path):
+    with open(RECORDINGS / "etag-stuck.flows", "rb") as f:
+        flows = list(io.FlowReader(f).stream())
+    with taddons.context():
+        har = SaveHar().make_har(flows)
+    (tmp_path / "etag.har").write_text(json.dumps(har))
+    analyse([tmp_path / "etag.har"], tmp_path / "har.sqlite")
+    analyse([RECORDINGS / "etag-stuck.flows"], tmp_path / "flows.sqlite")
+    assert summary_of(tmp_path / "har.sqlite") == summary_of(tmp_path / "flows.sqlite")
+
+
+def har_entry(url: str, status: int, body: dict | None, *, headers=(), started="2026-11-28T10:00:00.000Z",
+              method="GET", from_cache: str | None = None) -> dict:
+    entry = {
+        "startedDateTime": started, "time": 20,
+        "request": {"method": method, "url": url, "httpVersion": "HTTP/1.1", "headers": [], "queryString": [],
+                    "cookies": [], "headersSize": -1, "bodySize": 0},
+        "response": {"status": status, "statusText": "", "httpVersion": "HTTP/1.1", "cookies": [],
+                     "headers": [{"name": n, "value": v} for n, v in headers],
+                     "content": {"size": 0, "mimeType": "application/json", "text": json.dumps(body) if body else ""},
+                     "redirectURL": "", "headersSize": -1, "bodySize": -1},
+        "cache": {}, "timings": {"send": 0, "wait": 20, "receive": 0},
+    }
+    if from_cache:
+        entry["_fromCache"] = from_cache
+    return entry
+
+
+def test_har_from_browser_cache_is_flagged(tmp_path):
+    api = "https://app.test/api/exports"
+    har = {"log": {"version": "1.2", "creator": {"name": "devtools", "version": "1"}, "entries": [
+        har_entry(api, 202, {"id": "e-1", "status": "queued"}, method="POST", headers=[("location", "/api/exports/e-1")]),
+        har_entry(api + "/e-1", 200, {"status": "running"}, headers=[("cache-control", "max-age=60")],
+                  started="2026-11-28T10:00:01.000Z"),
+        har_entry(api + "/e-1", 200, {"status": "running"}, headers=[("cache-control", "max-age=60")],
+                  started="2026-11-28T10:00:02.000Z", from_cache="memory"),
+    ]}}
+    (tmp_path / "devtools.har").write_text(json.dumps(har))
+    analyse([tmp_path / "devtools.har"], tmp_path / "h.sqlite")
+    codes, _ = summary_of(tmp_path / "h.sqlite")
+    assert {"status-cacheable", "status-from-browser-cache"} <= codes
+
+
+def cassette(interactions: list[tuple[str, str, int, dict, dict | None]]) -> dict:
+    return {"version": 1, "interactions": [
+        {"request": {"method": m, "uri": u, "body": None, "headers": {"Accept": ["*/*"]}},
+         "response": {"status": {"code": c, "message": ""}, "headers": {k: [v] for k, v in h.items()},
+                      "body": {"string": json.dumps(b) if b is not None else ""}}}
+        for m, u, c, h, b in interactions]}
+
+
+def test_vcr_cassette_uses_date_headers_and_keeps_order_within_a_second(tmp_path):
+    op = "https://api.test/operations/op-1"
+    date = "Mon, 01 Mar 2021 19:49:33 GMT"
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cassette([
+        ("POST", "https://api.test/jobs", 202, {"Operation-Location": op, "date": date}, None),
+        ("GET", op, 200, {"date": date}, {"status": "notStarted"}),
+        ("GET", op, 200, {"date": date}, {"status": "running"}),
+        ("GET", op, 200, {"date": "Mon, 01 Mar 2021 19:49:35 GMT"}, {"status": "succeeded"}),
+    ])))
+    summary = analyse([path], tmp_path / "c.sqlite")
+    codes, jobs = summary_of(tmp_path / "c.sqlite")
+    assert jobs == [("op-1", ["queued", "running", "succeeded"])] and codes == set()
+    assert summary.synthetic_times == []
+
+
+def test_cassette_without_dates_gets_synthetic_spacing_and_says_so(tmp_path):
+    op = "https://api.test/operations/op-2"
+    path = tmp_path / "nodate.yaml"
+    path.write_text(yaml.safe_dump(cassette([
+        ("POST", "https://api.test/jobs", 202, {"Operation-Location": op}, None),
+        ("GET", op, 200, {}, {"status": "running"}),
+    ])))
+    summary = analyse([path], tmp_path / "n.sqlite")
+    assert summary.synthetic_times == [str(path)]
+    with sqlite3.connect(tmp_path / "n.sqlite") as conn:
+        [(evidence,)] = conn.execute("select evidence from findings where code = 'polling-abandoned'").fetchall()
+    assert "timing is approximate" in json.loads(evidence)["note"]
+
+
+def test_folders_are_walked_and_other_files_skipped(tmp_path):
+    (tmp_path / "in").mkdir()
+    for name in ("healthy", "cached-status"):
+        (tmp_path / "in" / f"{name}.flows").write_bytes((RECORDINGS / f"{name}.flows").read_bytes())
+    (tmp_path / "in" / "README.md").write_text("notes")
+    summary = analyse([tmp_path / "in"], tmp_path / "f.sqlite")
+    assert len(summary.files) == 2 and summary.jobs == 2
+
+
+def test_analysis_is_deterministic(tmp_path):
+    for name in ("one", "two"):
+        analyse([RECORDINGS / "replica-lag.flows", RECORDINGS / "slow-then-fast.flows"], tmp_path / f"{name}.sqlite")
+    assert summary_of(tmp_path / "one.sqlite") == summary_of(tmp_path / "two.sqlite")
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+def test_truncated_flow_file_is_a_one_line_error_naming_file_and_offset(tmp_path):
+    data = (RECORDINGS / "healthy.flows").read_bytes()
+    broken = tmp_path / "broken.flows"
+    broken.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ReadError, match=r"broken\.flows: .* at byte \d+"):
+        analyse([broken], tmp_path / "x.sqlite")
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("bad.har", b'{"log": {"entries": [{"request": {}}]}}', "HAR entry 0 is malformed"),
+    ("bad.json", b"{not json", "not a HAR file"),
+    ("bad.yaml", b"interactions:\n  - request: [unclosed", "not a valid YAML cassette at line"),
+    ("other.yaml", b"interactions: 3\n", "interaction"),
+    ("random.bin", bytes(range(256)) * 4, "flow file"),
+])
+def test_corrupt_inputs_are_one_line_errors(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ReadError, match=message):
+        analyse([path], tmp_path / "x.sqlite")
+
+
+def test_a_bad_file_leaves_the_database_as_it_was(tmp_path):
+    db = tmp_path / "keep.sqlite"
+    analyse([RECORDINGS / "healthy.flows"], db)
+    (tmp_path / "junk.har").write_text("{junk")
+    result = CliRunner().invoke(main, ["analyze", str(RECORDINGS / "cached-status.flows"), str(tmp_path / "junk.har"),
+                                       "--db", str(db)])
+    assert result.exit_code == 1 and "junk.har" in result.output and len(result.output.strip().splitlines()) == 1
+    assert sessions(db) == 1
+
+
+def test_missing_path_is_an_error(tmp_path):
+    result = CliRunner().invoke(main, ["analyze", str(tmp_path / "nope.flows"), "--db", str(tmp_path / "x.sqlite")])
+    assert result.exit_code == 1 and "no such file or folder" in result.output
+
+
+# --- command line ------------------------------------------------------------------------------
+
+def test_analyze_prints_a_one_line_summary(tmp_path):
+    result = CliRunner().invoke(main, ["analyze", str(RECORDINGS / "expired.flows"), "--db", str(tmp_path / "s.sqlite")])
+    assert result.exit_code == 0
+    assert "1 job(s); findings: 0 error, 1 warning, 0 info" in result.output
+
+
+def test_analyze_json_summary(tmp_path):
+    result = CliRunner().invoke(main, ["analyze", str(RECORDINGS / "expired.flows"), "--db", str(tmp_path / "s.sqlite"),
+                                       "--format", "json"])
+    summary = json.loads(result.output)
+    assert summary["jobs"] == 1 and summary["findings"] == {"warning": 1}
+
+
+# --- live and offline agree --------------------------------------------------------------------
+
+def test_a_live_demo_recording_analysed_offline_gives_the_same_jobs_states_and_findings(tmp_path):
+    names = ["healthy", "cached-status", "replica-lag", "slow-then-fast", "wrong-env", "gives-up"]
+    run = run_demo([SCENARIOS[n] for n in names], db=tmp_path / "live.sqlite", record=tmp_path / "live.flows")
+    analyse([run.record], tmp_path / "offline.sqlite")
+    live_codes, live_jobs = summary_of(tmp_path / "live.sqlite")
+    offline_codes, offline_jobs = summary_of(tmp_path / "offline.sqlite")
+    assert offline_jobs == live_jobs
+    assert offline_codes == live_codes
