@@ -19,6 +19,8 @@ def observation_from_flow(flow: http.HTTPFlow) -> Observation:
     request_ts = request.timestamp_start
     if response is not None:
         response_ts = response.timestamp_end or response.timestamp_start or time.time()
+        if flow.is_replay == "response" and flow.live:
+            response_ts = time.time()  # a replayed response keeps its recorded times; it arrives now
         response_headers = Headers.of(response.headers.items(multi=True))
         status: int | None = response.status_code
     else:

@@ -167,6 +167,29 @@ def analyze(paths: tuple[str, ...], db: str, label: str | None, fmt: str) -> Non
     click.echo(summary.line())
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("recording", type=click.Path(exists=True, dir_okay=False))
+@click.option("--db", default="pollwatch-replay.sqlite", show_default=True, type=click.Path(dir_okay=False),
+              help="Database for what pollwatch sees during the replay.")
+@click.option("--port", "-p", default=8080, show_default=True, help="Proxy listen port.")
+@click.option("--listen-host", default="127.0.0.1", show_default=True, help="Proxy listen address.")
+@click.option("--extra", type=click.Choice(["kill", "forward", "204", "400", "404", "500"]), default="kill",
+              show_default=True, help="What a request gets once the recording has no response left for it.")
+@click.argument("mitmdump_args", nargs=-1, type=click.UNPROCESSED)
+def replay(recording: str, db: str, port: int, listen_host: str, extra: str, mitmdump_args: Sequence[str]) -> None:
+    """Serve RECORDING's responses (mitmproxy server replay) with pollwatch watching.
+
+    Run the client against the proxy with the recorded URLs: the recorded backend answers,
+    the fixed client should show no findings, the unfixed one the recorded ones. Recorded
+    responses to one request are used up in order; a client that polls more often than the
+    recording did gets --extra once they run out (kill: the connection is closed).
+    """
+    from .replay import mitmdump_replay
+
+    sys.exit(mitmdump_replay(recording, db=db, port=port, listen_host=listen_host, extra=extra, script=SCRIPT,
+                             more=mitmdump_args))
+
+
 @main.command()
 @click.option("--scenario", "names", multiple=True, metavar="NAME",
               help="Run only this fault mode (repeatable). Default: all of them, one job each.")
