@@ -190,6 +190,63 @@ def replay(recording: str, db: str, port: int, listen_host: str, extra: str, mit
                              more=mitmdump_args))
 
 
+@main.command("diff")
+@click.argument("failing")
+@click.argument("known_good")
+@click.option("--db", default="pollwatch.sqlite", show_default=True, type=click.Path(dir_okay=False),
+              help="Database for references without a source.")
+@format_option
+def diff_command(failing: str, known_good: str, db: str, fmt: str) -> None:
+    """Compare a failing job with a known-good one and show where they first diverge.
+
+    Each job is JOB (an id prefix in --db), DB.sqlite:JOB, or RECORDING:JOB (a flow file,
+    HAR or cassette, analysed first). Example:
+    `pollwatch diff recordings/cached-status.flows:e-1001 recordings/healthy.flows:e-1001`
+    """
+    from .diff import DiffError, diff
+    from .readers import ReadError
+
+    try:
+        result = diff(failing, known_good, db)
+    except (DiffError, ReadError, StorageError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+        return
+    _print_diff(result)
+
+
+def _print_diff(result: dict[str, Any]) -> None:
+    console = Console(highlight=False)
+    a, b = result["a"], result["b"]
+    first = result["first_divergence"]
+    table = Table(title="failing (A) vs known-good (B)")
+    table.add_column("#", justify="right")
+    for side in ("A", "B"):
+        for column in ("+s", "status", "state", "cache"):
+            table.add_column(f"{side} {column}", overflow="fold")
+    for row in result["timeline"]:
+        cells = []
+        for side in ("a", "b"):
+            poll, other = row[side], row["b" if side == "a" else "a"]
+            for field in ("offset", "status", "state", "cache"):
+                value = "" if poll is None else str(poll[field] if field != "offset" else f"{poll[field]:+.2f}")
+                differs = field != "offset" and (other is None or poll is None or poll[field] != other[field])
+                cells.append(f"[bold red]{value}[/]" if differs and value else value)
+        table.add_row(str(row["poll"]), *cells)
+    for label, side in (("A", a), ("B", b)):
+        console.print(f"[bold]{label}[/] {side['label']}: job {side['job_id']}, {side['polls']} poll(s), "
+                      f"states {' → '.join(side['states']) or '-'}\n    {side['status_url']}")
+    console.print(table)
+    if first is None:
+        console.print("[green]no divergence[/]: same status URL shape, host, cache headers, status codes, states and timing")
+    else:
+        console.print(f"[bold red]first divergence[/]: {first['aspect']} at {first['where']}: "
+                      f"A {first['a']!r} vs B {first['b']!r}")
+        for other in result["divergences"][1:]:
+            console.print(f"  also: {other['aspect']} at {other['where']}: A {other['a']!r} vs B {other['b']!r}")
+
+
 @main.command()
 @click.option("--scenario", "names", multiple=True, metavar="NAME",
               help="Run only this fault mode (repeatable). Default: all of them, one job each.")
