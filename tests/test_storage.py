@@ -137,3 +137,17 @@ def test_session_carries_label_and_settings(tmp_path):
         pass
     with sqlite3.connect(path) as db:
         assert db.execute("select label, settings from sessions").fetchone() == ("checkout bug", '{"stuck_after": 10}')
+
+
+def test_a_database_locked_at_start_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("pollwatch.storage.BUSY_TIMEOUT_MS", 100)
+    path = tmp_path / "locked.sqlite"
+    locker = sqlite3.connect(path)
+    locker.execute("create table meta (key text)")
+    locker.execute("begin exclusive")
+    try:
+        with pytest.raises(StorageError, match="lock"):
+            Store(path)
+    finally:
+        locker.rollback()
+        locker.close()

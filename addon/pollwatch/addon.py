@@ -63,6 +63,8 @@ class PollWatch:
 
     def configure(self, updated: set[str]) -> None:
         if updated & CORE_OPTIONS:
+            if self.tracker.jobs:
+                log.info("[pollwatch] settings changed: job tracking starts afresh")
             self.tracker = Tracker(self._config(), key_prefix=self.session.id + "/")
             self.session.settings = self.tracker.config.model_dump()
         if "pollwatch_filter" in updated:

@@ -55,6 +55,8 @@ def connect(path: str | Path) -> sqlite_utils.Database:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         db = sqlite_utils.Database(conn)
         tables = set(db.table_names())
+    except sqlite3.OperationalError as exc:
+        raise StorageError(f"{path}: cannot open the database ({exc}); is another program holding a lock on it?") from exc
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"{path}: not a usable SQLite database ({exc})") from exc
     if tables and "meta" not in tables:
