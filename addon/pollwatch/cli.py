@@ -310,3 +310,8 @@ def _demo_table(run) -> Table:
         verdict = "[green]✓[/]" if r.ok else f"[red]✗ {r.error or ''}{' missing ' + ', '.join(sorted(r.missing)) if r.missing else ''}[/]"
         table.add_row(r.scenario.name, states, ", ".join(r.scenario.expected_codes) or "nothing", found, verdict)
     return table
+
+
+from .cli_report import report  # noqa: E402  (the command lives in its own module)
+
+main.add_command(report)
