@@ -67,9 +67,10 @@ class Observation(BaseModel):
 
     def content(self) -> bytes:
         """The (bounded, decoded) response body, loaded on first use."""
-        if self._load_body is not None:
-            self.body, self.body_truncated = self._load_body()
-            self._load_body = None
+        load = self.__pydantic_private__["_load_body"]  # direct: private-attribute lookup is slow
+        if load is not None:
+            self.body, self.body_truncated = load()
+            self.__pydantic_private__["_load_body"] = None
         return self.body
 
     @classmethod
