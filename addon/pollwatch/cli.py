@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .query import list_findings, list_jobs, open_database
+from .cli_query import QUERY_COMMANDS, SEVERITY_STYLE, db_option, format_option
 from .storage import StorageError
 
 SCRIPT = Path(__file__).with_name("mitmdump_script.py")
-SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
-STATE_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "magenta", "expired": "magenta",
-               "running": "blue", "queued": "white", "unknown": "dim"}
-
-db_option = click.option("--db", default="pollwatch.sqlite", show_default=True, type=click.Path(dir_okay=False),
-                         help="pollwatch SQLite database.")
-format_option = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-                             show_default=True, help="Table for people, JSON for scripts.")
-session_option = click.option("--session", default=None, help="Only this session id.")
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pollwatch")
@@ -38,8 +27,11 @@ def main() -> None:
     Quick start:
       pollwatch demo                 sample API with real polling bugs, watched live
       pollwatch run --port 8080      proxy your own client; warnings appear as they happen
-      pollwatch jobs                 what was captured
+      pollwatch jobs                 what was captured (--stuck: which jobs are stuck, and why)
       pollwatch warnings             what went wrong, and how to fix it
+      pollwatch show JOB             one job's timeline and a support block for the incident
+      pollwatch report -o r.html     one HTML file with every job's timeline
+      pollwatch analyze FILES        recordings (flows, HAR, VCR cassettes) through the same engine
     """
 
 
@@ -59,67 +51,6 @@ def run(db: str, port: int, listen_host: str, mitmdump_args: Sequence[str]) -> N
     args = ["-s", str(SCRIPT), "--listen-host", listen_host, "-p", str(port), "--set", f"pollwatch_db={db}",
             *mitmdump_args]
     sys.exit(mitmdump(args))
-
-
-@main.command()
-@db_option
-@session_option
-@format_option
-def jobs(db: str, session: str | None, fmt: str) -> None:
-    """List captured jobs with their state sequence."""
-
-    def cells(r: dict[str, Any]) -> list[str]:
-        states = " → ".join(f"[{STATE_STYLE.get(s, '')}]{s}[/]" for s in r["states"]) or "-"
-        return [r["job_id"], r["host"], _time(r["created_at"]), states, str(r["polls"]),
-                f"[yellow]{r['findings']}[/]" if r["findings"] else "0"]
-
-    _show(_read(db, lambda conn: list_jobs(conn, session)), fmt, f"job(s) in {db}",
-          ("job", "host", "created", "states", "polls", "findings"), cells)
-
-
-@main.command()
-@db_option
-@session_option
-@format_option
-def warnings(db: str, session: str | None, fmt: str) -> None:
-    """List findings: code, severity, job and what to do."""
-
-    def cells(r: dict[str, Any]) -> list[str]:
-        style = SEVERITY_STYLE.get(r["severity"], "")
-        return [_time(r["ts"]), f"[{style}]{r['severity']}[/]", r["code"], r["job_id"] or "-", str(r["count"]),
-                r["message"]]
-
-    _show(_read(db, lambda conn: list_findings(conn, session)), fmt, f"finding(s) in {db}",
-          ("time", "severity", "code", "job", "count", "message"), cells)
-
-
-def _show(rows: list[dict[str, Any]], fmt: str, title: str, columns: Sequence[str],
-          cells: Callable[[dict[str, Any]], list[str]]) -> None:
-    """JSON for scripts (the rows as they are), or a rich table for people."""
-    if fmt == "json":
-        click.echo(json.dumps(rows, indent=2, sort_keys=True))
-        return
-    table = Table(title=f"{len(rows)} {title}")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*cells(row))
-    Console().print(table)
-
-
-def _read(db: str, query: Any) -> list[dict[str, Any]]:
-    try:
-        conn = open_database(db)
-        try:
-            return query(conn)
-        finally:
-            conn.close()
-    except StorageError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _time(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3] if ts else "-"
 
 
 @main.command()
@@ -314,4 +245,5 @@ def _demo_table(run) -> Table:
 
 from .cli_report import report  # noqa: E402  (the command lives in its own module)
 
-main.add_command(report)
+for command in (*QUERY_COMMANDS, report):  # jobs, warnings, show, sessions, datasette, report
+    main.add_command(command)

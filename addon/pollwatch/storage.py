@@ -25,6 +25,7 @@ from . import __version__
 from .findings import Finding
 from .records import JobSnapshot, PollRecord, Transition, Update
 from .redact import redact_text
+from .views import ensure_views
 
 SCHEMA_VERSION = 1
 FLUSH_INTERVAL = 0.5
@@ -69,8 +70,10 @@ def connect(path: str | Path) -> sqlite_utils.Database:
                                f"up to {SCHEMA_VERSION}); upgrade pollwatch to use it")
         if version < 1:
             raise StorageError(f"{path}: pollwatch schema version missing; not a pollwatch database")
+        ensure_views(conn)
         return db
     _create_schema(db)
+    ensure_views(db.conn)
     return db
 
 
