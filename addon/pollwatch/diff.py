@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .detection import Template, origin_of
-from .query import open_database
+from .query import QueryError, open_database, resolve_job
 
 DB_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 TIMING_FACTOR = 2.0  # intervals differing by more than this factor count as a timing divergence
@@ -80,18 +80,14 @@ def resolve(reference: str, default_db: str | Path, workdir: Path) -> JobTrace:
         conn.close()
 
 
-def _load(conn: sqlite3.Connection, prefix: str, label: str) -> JobTrace:
-    rows = conn.execute("select * from jobs where job_id like ? escape '\\' order by created_at",
-                        (prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",)).fetchall()
-    exact = [r for r in rows if r["job_id"] == prefix]
-    rows = exact or rows
-    if not rows:
-        raise DiffError(f"{label}: no job with id starting {prefix!r}")
-    if len({r["job_id"] for r in rows}) > 1:
-        raise DiffError(f"{label}: {prefix!r} matches several jobs: {', '.join(sorted({r['job_id'] for r in rows})[:6])}")
-    job = dict(rows[-1])
+def _load(conn: sqlite3.Connection, ref: str, label: str) -> JobTrace:
+    try:
+        key = resolve_job(conn, ref)
+    except QueryError as exc:
+        raise DiffError(f"{label}: {exc}") from exc
+    job = dict(conn.execute("select * from jobs where key = ?", (key,)).fetchone())
     polls = [dict(p) for p in conn.execute(
-        "select * from polls where job_key = ? and kind = 'poll' order by response_ts, id", (job["key"],))]
+        "select * from polls where job_key = ? and kind = 'poll' order by response_ts, id", (key,))]
     return JobTrace(label, job, polls)
 
 
