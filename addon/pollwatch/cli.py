@@ -221,14 +221,26 @@ def demo(names: tuple[str, ...], list_only: bool, db: str, record: str) -> None:
     console.print("Next, try:")
     for command, what in (
         (f"pollwatch jobs --db {db}", "every job with its state sequence"),
-        (f"pollwatch warnings --db {db}", "every finding with its fix"),
-        (f"pollwatch warnings --db {db} --format json", "the same, for scripts"),
-        (f'sqlite-utils query {db} "select code, count(*) from findings group by code"', "plain SQL"),
+        (f"pollwatch warnings --db {db}", "every finding with its fix (--format json for scripts)"),
+        (f"pollwatch show {_first_flagged(run)} --db {db}", "one job's timeline and a support block for the incident"),
+        (f"pollwatch report --db {db} -o pollwatch-demo.html", "every timeline as pictures in one HTML file"),
+        (f'sqlite-utils query {db} "select * from finding_counts"', "plain SQL over the tables and views"),
+        (f"pollwatch analyze {record} --db offline.sqlite", "the recording through the same engine, offline"),
+        (f"pollwatch diff {record}:{_first_flagged(run)} {record}:{_first_healthy(run)}",
+         "a failing job next to a healthy one"),
         (f"mitmweb -r {record}", "the recorded flows, marked and commented, in mitmproxy's UI"),
     ):
         console.print(f"  [cyan]{command}[/]\n      [dim]{what}[/]")
     if not run.ok:
         raise SystemExit(1)
+
+
+def _first_flagged(run) -> str:
+    return next((j["job_id"] for r in run.results if r.codes for j in r.jobs), "JOB")
+
+
+def _first_healthy(run) -> str:
+    return next((j["job_id"] for r in run.results if not r.codes for j in r.jobs), "JOB")
 
 
 def _demo_table(run) -> Table:
