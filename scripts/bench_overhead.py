@@ -52,23 +52,35 @@ def measure(api: SampleAPI, requests: int, db: Path | None, extra_args: list[str
     return used / requests * 1000
 
 
+BASELINES = {
+    "empty script": "addons = []\n",
+    "no-op addon": "class Noop:\n    def response(self, flow):\n        pass\n\n    def error(self, flow):\n        pass\n\n\naddons = [Noop()]\n",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, SampleAPI(timing=Timing(0.5, 2.0)) as api:
-        noop = Path(tmp) / "noop.py"
-        noop.write_text("addons = []\n")
-        baseline, watched = [], []
-        for round_ in range(args.rounds):
-            baseline.append(measure(api, args.requests, None, ["-s", str(noop)]))
-            watched.append(measure(api, args.requests, Path(tmp) / f"bench{round_}.sqlite", []))
-            print(f"round {round_ + 1}: no-op script {baseline[-1]:.3f} ms CPU/request, "
-                  f"pollwatch {watched[-1]:.3f} ms CPU/request")
-        b, w = statistics.median(baseline), statistics.median(watched)
-        print(f"median over {args.rounds} rounds of {args.requests} requests: no-op {b:.3f} ms, "
-              f"pollwatch {w:.3f} ms, ratio {w / b:.2f}x (+{(w - b):.3f} ms per request)")
+        scripts = {}
+        for name, code in BASELINES.items():
+            scripts[name] = Path(tmp) / f"{name.replace(' ', '_')}.py"
+            scripts[name].write_text(code)
+        results: dict[str, list[float]] = {name: [] for name in (*BASELINES, "pollwatch")}
+        for round_ in range(args.rounds):  # interleaved, so drift on a shared machine hits all alike
+            for name, script in scripts.items():
+                results[name].append(measure(api, args.requests, None, ["-s", str(script)]))
+            results["pollwatch"].append(measure(api, args.requests, Path(tmp) / f"bench{round_}.sqlite", []))
+            print(f"round {round_ + 1}: " + ", ".join(f"{n} {v[-1]:.3f}" for n, v in results.items())
+                  + " ms CPU/request")
+        medians = {name: statistics.median(values) for name, values in results.items()}
+        watched = medians["pollwatch"]
+        print(f"median over {args.rounds} rounds of {args.requests} requests (ms of proxy CPU per request):")
+        for name in BASELINES:
+            print(f"  {name:<13} {medians[name]:.3f}   pollwatch {watched:.3f}   ratio {watched / medians[name]:.2f}x "
+                  f"(+{watched - medians[name]:.3f} ms)")
 
 
 if __name__ == "__main__":
