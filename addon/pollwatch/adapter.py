@@ -27,6 +27,7 @@ def observation_from_flow(flow: http.HTTPFlow) -> Observation:
         response_ts = (flow.error.timestamp if flow.error else None) or request.timestamp_end or request_ts
         response_headers, status = Headers(), None
     peer = flow.client_conn.peername
+    har = flow.metadata.get("har") if isinstance(flow.metadata.get("har"), dict) else {}
     observation = Observation(
         flow_id=flow.id,
         method=request.method,
@@ -36,7 +37,8 @@ def observation_from_flow(flow: http.HTTPFlow) -> Observation:
         response_headers=response_headers,
         request_ts=request_ts,
         response_ts=response_ts,
-        client=f"{peer[0]}:{peer[1]}" if peer else None,
+        client=har.get("connection") or (f"{peer[0]}:{peer[1]}" if peer else None),
+        served_from="browser-cache" if har.get("_fromCache") else None,  # a HAR entry kept in a flow file
     )
     if response is not None:
         observation.with_body_loader(lambda: _body_excerpt(response))

@@ -259,3 +259,8 @@ from .cli_report import report  # noqa: E402  (the command lives in its own modu
 
 for command in (*QUERY_COMMANDS, report):  # jobs, warnings, show, sessions, datasette, report
     main.add_command(command)
+
+from .cli_share import prune, sanitize, scan  # noqa: E402  (sharing commands live in their own module)
+
+for command in (sanitize, scan, prune):
+    main.add_command(command)

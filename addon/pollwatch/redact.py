@@ -1,6 +1,10 @@
-"""Keeping secrets out of what pollwatch writes: sensitive query parameters and URL userinfo.
+"""Keeping secrets out of what pollwatch writes: which names are sensitive, and URL redaction.
 
-Used at the storage boundary (nothing secret at rest) and, later, by the sanitizer.
+Three name rules, because the same word means different things in different places: `state`
+and `code` are OAuth secrets in a query string but a job's state and an error code in JSON,
+and `X-Request-Id` is an id a support ticket needs while `X-Session` is a credential.
+Used at the storage boundary (nothing secret at rest) and by `pollwatch sanitize`/`scan`
+(see detectors.py), so the database and shared recordings follow the same rules.
 """
 
 from __future__ import annotations
@@ -10,23 +14,89 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 REDACTED = "REDACTED"
 
+# --- query parameters and form fields ------------------------------------------------------
+
 SENSITIVE_WORDS = ("token", "secret", "key", "auth", "session", "signature", "password", "passwd",
                    "credential", "csrf", "xsrf")
 SENSITIVE_EXACT = frozenset({
     "code", "state", "sig", "client_secret", "id_token", "access_token", "refresh_token", "samlresponse",
     "samlrequest", "x-amz-signature", "x-amz-credential", "x-amz-security-token", "apikey", "api_key", "pwd",
+    "relaystate", "nonce", "code_verifier", "assertion", "client_assertion", "otp",
 })
 NOT_SENSITIVE = frozenset({"api-version", "cache-control", "etag", "x-request-id", "keyword", "keys"})
 
+# --- headers --------------------------------------------------------------------------------
+
+HEADER_WORDS = (*SENSITIVE_WORDS, "cookie")
+SENSITIVE_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token",
+    "x-csrf-token", "x-xsrf-token", "csrf-token", "xsrf-token",
+    # personal data: the client's own address
+    "forwarded", "x-forwarded-for", "x-real-ip", "true-client-ip", "cf-connecting-ip", "x-client-ip",
+})
+KEPT_HEADERS = frozenset({
+    "etag", "location", "content-location", "operation-location", "azure-asyncoperation",
+    "azure-asyncnotification", "idempotency-key", "traceparent", "tracestate", "keep-alive",
+})
+"""Cache, reference and id headers an investigation needs; URLs in them still get URL redaction."""
+
+# --- JSON keys ------------------------------------------------------------------------------
+
+KEY_WORDS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "authorization", "credential",
+             "signature", "cookie", "email", "phone", "address", "creditcard", "privatekey", "session")
+"""Matched at the start or end of a key's words: `accessToken`, `clientSecret`, `ipAddress`."""
+KEY_TOKENS = frozenset({"key", "auth", "pwd", "pin", "otp", "ssn", "card", "iban", "cvv", "cvc", "sig", "jwt"})
+"""Matched as whole words only: `primaryKey`, `card_number`, but not `monkey` or `discard`."""
+KEY_DESCRIPTORS = frozenset({
+    "type", "kind", "version", "source", "status", "state", "usage", "props", "properties", "policy", "size",
+    "length", "count", "format", "algorithm", "alg", "name", "prefix", "url", "uri", "endpoint", "mode",
+    "scheme", "method", "enabled", "required", "expiry", "expires", "expiration", "verified", "present",
+})
+"""A last word that makes the key describe a secret rather than hold it: `keySource`, `tokenType`,
+`publicIPAddressVersion`, `authorizationUseStatus`."""
+
 _URL = re.compile(r"https?://[^\s\"'<>]+")
+_KEY_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 def is_sensitive_name(name: str) -> bool:
-    """Header, query parameter or field names whose values must never be written out."""
+    """Query parameter or form field names whose values must never be written out."""
     lowered = name.strip().lower()
     if lowered in NOT_SENSITIVE:
         return False
     return lowered in SENSITIVE_EXACT or any(word in lowered for word in SENSITIVE_WORDS)
+
+
+def is_sensitive_header(name: str) -> bool:
+    """Header names whose values are credentials or personal data. Cache and id headers
+    (`Cache-Control`, `ETag`, `X-Request-Id`, `Operation-Location`...) are kept."""
+    lowered = name.strip().lower()
+    if lowered in SENSITIVE_HEADERS:
+        return True
+    if lowered in KEPT_HEADERS or "cache" in lowered or _is_id_header(lowered):
+        return False
+    return any(word in lowered for word in HEADER_WORDS)
+
+
+def _is_id_header(lowered: str) -> bool:
+    return lowered.endswith(("-id", "_id", "-ids", "requestid")) and "session" not in lowered
+
+
+def key_words(name: str) -> list[str]:
+    """A JSON key's words: `accessToken` -> access, token; `card_number` -> card, number."""
+    return [w.lower() for w in _KEY_SPLIT.split(name) if w]
+
+
+def is_sensitive_key(name: str) -> bool:
+    """JSON keys (at any depth) whose values are secrets or personal data. `status`, `state`,
+    `code`, `id` and `name` are not: pollwatch reads jobs from them."""
+    words = key_words(name)
+    joined = "".join(words)
+    if len(words) > 1 and words[-1] in KEY_DESCRIPTORS:
+        return False
+    if any(w in KEY_TOKENS for w in words):
+        return True
+    return any(w.startswith(k) or w.endswith(k) for k in KEY_WORDS for w in (*words, joined))
 
 
 def redact_url(url: str) -> str:
