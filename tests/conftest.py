@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import sqlite3
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -124,3 +127,24 @@ def proxy(tmp_path_factory, request):
     db = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "live.sqlite"
     with ProxyProcess(db) as process:
         yield process
+
+
+def live_job_rows(db, job_id: str, ready: Callable[[dict[str, Any]], bool], timeout: float = 8.0) -> dict[str, Any]:
+    """A job's rows in a live proxy's database (`job`, finding `codes`, `polls` in order), re-read
+    until `ready` says so (the writer flushes about every 0.5 s) or the timeout passes; then the
+    last read is returned for the test's asserts to explain."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows: dict[str, Any] = {"job": None, "findings": [], "polls": []}
+        with sqlite3.connect(db) as conn:
+            conn.row_factory = sqlite3.Row
+            job = conn.execute("select * from jobs where job_id = ?", (job_id,)).fetchone()
+            if job is not None:
+                rows["job"] = dict(job)
+                rows["findings"] = [r["code"] for r in
+                                    conn.execute("select code from findings where job_key = ?", (job["key"],))]
+                rows["polls"] = [dict(r) for r in conn.execute(
+                    "select kind, method, status, state from polls where job_key = ? order by id", (job["key"],))]
+        if (rows["job"] is not None and ready(rows)) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import live_job_rows
 from pollwatch.demo.api import STUCK_ETAG, SampleAPI
 
 CHROMIUM = shutil.which("chromium")
@@ -67,24 +66,8 @@ def run_page(browser, api: SampleAPI, fault: str, artifacts: Path) -> dict[str, 
             "polls": int(shown["polls"] or 0)}
 
 
-def job_rows(proxy, job_id: str, ready: Callable[[dict[str, Any]], bool], timeout: float = 8.0) -> dict[str, Any]:
-    """This job's rows in the live database, re-read until `ready` says so (the writer flushes
-    about every 0.5 s) or the timeout passes; then the last read is returned for the asserts."""
-    deadline = time.monotonic() + timeout
-    while True:
-        rows: dict[str, Any] = {"job": None, "findings": [], "polls": []}
-        with sqlite3.connect(proxy.db) as db:
-            db.row_factory = sqlite3.Row
-            job = db.execute("select * from jobs where job_id = ?", (job_id,)).fetchone()
-            if job is not None:
-                rows["job"] = dict(job)
-                rows["findings"] = [r["code"] for r in
-                                    db.execute("select code from findings where job_key = ?", (job["key"],))]
-                rows["polls"] = [dict(r) for r in db.execute(
-                    "select kind, method, status, state from polls where job_key = ? order by id", (job["key"],))]
-        if (rows["job"] is not None and ready(rows)) or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
+def job_rows(proxy, job_id: str, ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    return live_job_rows(proxy.db, job_id, ready)
 
 
 def status_gets(rows: dict[str, Any]) -> list[dict[str, Any]]:

@@ -66,30 +66,15 @@ def analyze(paths: tuple[str, ...], db: str, label: str | None, fmt: str) -> Non
     VCR.py / pytest-recording cassettes; folders are walked. The result is one new session in
     the database: query it with `pollwatch jobs` and `pollwatch warnings`.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from .analysis import analyse
+    from .progress import progress_bar
     from .readers import ReadError
 
-    progress = Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=Console(stderr=True), transient=True)
-    task = None
-
-    def on_progress(done: int, total: int) -> None:
-        nonlocal task
-        if total < 1000:
-            return
-        if task is None:
-            progress.start()
-            task = progress.add_task("analysing", total=total)
-        progress.update(task, completed=done)
-
     try:
-        summary = analyse(paths, db, label=label, on_progress=on_progress)
+        with progress_bar("analysing", show_from=1000) as on_progress:
+            summary = analyse(paths, db, label=label, on_progress=on_progress)
     except (ReadError, StorageError) as exc:
         raise click.ClickException(str(exc)) from exc
-    finally:
-        progress.stop()
     if fmt == "json":
         click.echo(summary.model_dump_json(indent=2))
         return

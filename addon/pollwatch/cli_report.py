@@ -7,9 +7,8 @@ with `main.add_command(report)`.
 from __future__ import annotations
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from .progress import progress_bar
 from .report import DEFAULT_FULL, ReportError, write_report
 from .storage import StorageError
 
@@ -33,24 +32,10 @@ def report(db: str, output: str, session: str | None, job_prefix: str | None, fu
     findings are drawn worst first; healthy jobs are collapsed. Example:
     `pollwatch report --db pollwatch.sqlite -o incident.html --job e-10`.
     """
-    console = Console(stderr=True)
-    progress = Progress(TextColumn("drawing jobs"), BarColumn(), MofNCompleteColumn(), console=console,
-                        transient=True)
-    task = None
-
-    def on_progress(done: int, total: int) -> None:
-        nonlocal task
-        if total < PROGRESS_FROM:
-            return
-        if task is None:
-            progress.start()
-            task = progress.add_task("drawing", total=total)
-        progress.update(task, completed=done)
-
     try:
-        stats = write_report(db, output, session=session, job_prefix=job_prefix, full=full, on_progress=on_progress)
+        with progress_bar("drawing jobs", show_from=PROGRESS_FROM) as on_progress:
+            stats = write_report(db, output, session=session, job_prefix=job_prefix, full=full,
+                                 on_progress=on_progress)
     except (StorageError, ReportError) as exc:
         raise click.ClickException(str(exc)) from exc
-    finally:
-        progress.stop()
     click.echo(stats.line())
