@@ -202,3 +202,44 @@ async def test_error_findings_in_recorded_flows_log_below_error_so_mitmdump_keep
             await tctx.cycle(addon, flow)
     regression = [r for r in caplog.records if "state-regression" in r.getMessage()]
     assert regression and regression[0].levelno == logging.WARNING and "error:" in regression[0].getMessage()
+
+
+async def test_ipv6_hosts_are_tracked(watch):
+    addon, tctx = watch
+    create = make_flow("POST", "http://[::1]:8080/api/exports", 202, json.dumps({"id": "e-6", "status": "queued"}),
+                       {"Location": "/api/exports/e-6"})
+    poll = make_flow("GET", "http://[::1]:8080/api/exports/e-6", 200, json.dumps({"status": "succeeded"}),
+                     {"Cache-Control": "no-store"})
+    for flow in (create, poll):
+        await tctx.cycle(addon, flow)
+    [job] = addon.tracker.jobs.values()
+    assert addon.internal_errors == 0 and job.host == "http://[::1]:8080" and job.polls == 1
+
+
+@pytest.mark.parametrize("location", ["http://api.test:99999/x/e-1", "http://api.test:abc/x", "http://[::1"])
+async def test_an_unusable_location_is_no_reference_and_no_crash(watch, location, caplog):
+    addon, tctx = watch
+    flow = make_flow("POST", "http://api.test/api/exports", 202, b"", {"Location": location})
+    with caplog.at_level(logging.WARNING, logger="pollwatch"):
+        await tctx.cycle(addon, flow)
+    assert addon.internal_errors == 0 and "accepted-without-job-reference" in flow.comment
+
+
+async def test_changed_settings_keep_job_keys_unique(watch):
+    addon, tctx = watch
+    await tctx.cycle(addon, create_flow("e-1"))
+    first = next(iter(addon.tracker.jobs))
+    tctx.configure(addon, pollwatch_stuck_after=10)
+    await tctx.cycle(addon, create_flow("e-2"))
+    assert next(iter(addon.tracker.jobs)) != first
+
+
+async def test_a_large_gzip_body_is_only_inflated_as_far_as_the_excerpt(watch):
+    from pollwatch.adapter import observation_from_flow
+    from pollwatch.observation import BODY_EXCERPT_LIMIT
+
+    flow = poll_flow("running")
+    flow.response.headers["content-encoding"] = "gzip"
+    flow.response.raw_content = gzip.compress(b'{"status": "running", "pad": "' + b"x" * 50_000_000 + b'"}')
+    obs = observation_from_flow(flow)
+    assert len(obs.content()) == BODY_EXCERPT_LIMIT and obs.body_truncated

@@ -204,3 +204,14 @@ def test_a_live_demo_recording_analysed_offline_gives_the_same_jobs_states_and_f
     offline_codes, offline_jobs = summary_of(tmp_path / "offline.sqlite")
     assert offline_jobs == live_jobs
     assert offline_codes == live_codes
+
+
+def test_a_har_with_unusable_urls_is_analysed_without_a_crash(tmp_path):
+    har = {"log": {"version": "1.2", "creator": {"name": "t", "version": "1"}, "entries": [
+        har_entry("https://app.test/api/jobs", 202, {"id": "j-1"}, method="POST",
+                  headers=[("location", "http://app.test:99999/jobs/j-1")]),
+        har_entry("http://h:70000/x", 200, {"status": "running"}, started="2026-11-28T10:00:01.000Z"),
+    ]}}
+    (tmp_path / "odd.har").write_text(json.dumps(har))
+    summary = analyse([tmp_path / "odd.har"], tmp_path / "odd.sqlite")
+    assert summary.exchanges == 2

@@ -93,3 +93,7 @@ def test_date_lag_is_measured_against_arrival():
 def test_retry_after_accepts_seconds_and_dates():
     assert parse_retry_after("3", ARRIVED) == 3
     assert parse_retry_after("Tue, 28 Nov 2026 16:00:05 GMT", ARRIVED) == pytest.approx(5)
+
+
+def test_a_browser_may_reuse_what_shared_caches_may_not():
+    assert verdict(cache_control="s-maxage=0, max-age=60") == (Verdict.FRESH, 60.0)

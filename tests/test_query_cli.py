@@ -101,7 +101,7 @@ def test_jobs_has_finding_leaves_out_clean_jobs(db):
 
 def test_jobs_code_keeps_jobs_with_that_finding(db):
     jobs = as_json("jobs", "--db", db, "--code", "polling-abandoned")
-    assert labels_of(db, jobs) == ["gives-up:e-1001", "lost-id:e-1001"]
+    assert labels_of(db, jobs) == ["gives-up:e-1001", "lost-id:e-1001", "wrong-env:e-1001"]
 
 
 def test_jobs_code_refuses_a_code_that_does_not_exist(db):
@@ -168,7 +168,7 @@ def test_stuck_after_sets_the_idle_threshold_and_implies_stuck(db):
 
 def test_warnings_json_keeps_the_contract_fields(db):
     findings = as_json("warnings", "--db", db)
-    assert len(findings) == 13
+    assert len(findings) == 14
     for finding in findings:
         assert {"code", "severity", "job_id", "ts", "message", "count", "evidence", "flow_id"} <= set(finding)
         assert isinstance(finding["ts"], float)

@@ -262,7 +262,8 @@ def test_polling_abandoned_at_end_of_capture(traffic):
     for _ in range(3):
         traffic.poll("running")
     traffic.exchange("GET", "/other", 200, at=traffic.now + 30)
-    assert [f.code for f in traffic.tracker.finish()] == ["polling-abandoned"]
+    [finding] = traffic.tracker.finish()
+    assert finding.code == "polling-abandoned" and finding.message.startswith("no poll for")
 
 
 def test_capture_ending_before_a_terminal_state_counts_as_abandoned(traffic):
@@ -359,3 +360,72 @@ def test_repeated_stale_deliveries_are_counted_not_repeated(traffic):
     second = traffic.poll("queued", client="ui", cache="s-maxage=5", headers=hit)
     stale = [f for f in second.findings if f.code == "stale-status"]
     assert "stale-status" in codes(first) and stale[0].is_repeat and stale[0].count == 2
+
+
+# --- edge cases found in review -----------------------------------------------------------------
+
+def test_the_job_id_in_an_unrelated_url_on_another_host_is_not_a_poll(traffic):
+    traffic.create("/api/exports/e-42", body={"id": "e-42", "status": "queued"})
+    assert traffic.exchange("GET", "https://cdn.test/img/e-42", 404, body={"error": "nf"}) is None
+
+
+def test_jobs_named_by_a_query_parameter_are_told_apart(traffic):
+    traffic.create("/status?job=ja-101", body=b"")
+    traffic.create("/status?job=jb-202", body=b"")
+    traffic.poll("succeeded", "/status?job=jb-202")
+    update = traffic.poll("running", "/status?job=ja-101&_=123")
+    assert update.job.job_id == "ja-101" and "state-regression" not in codes(update)
+
+
+def test_a_404_that_heals_does_not_end_the_job(traffic):
+    traffic.create()
+    traffic.poll(None, status=404, body={"error": "not yet"})
+    traffic.poll("running")
+    [finding] = traffic.tracker.finish()
+    assert finding.code == "polling-abandoned"
+
+
+def test_a_job_known_by_body_id_does_not_adopt_an_unrelated_url(traffic):
+    traffic.create("", body={"id": "job-77"})
+    assert traffic.exchange("GET", "/api/users/job-77/avatar", 200, body=b"png",
+                            headers={"Content-Type": "image/png"}) is None
+
+
+def test_a_new_get_monitor_is_a_job_not_an_unknown_one(traffic):
+    traffic.exchange("GET", "/repos/o/r/stats/contributors", 202, body=b"")
+    update = traffic.exchange("GET", "/repos/o/r/stats/commit_activity", 202, body=b"")
+    assert codes(update) == [] and len(traffic.tracker.jobs) == 2
+
+
+def test_a_finished_job_expiring_later_is_not_a_terminal_change(traffic):
+    traffic.create()
+    traffic.poll("succeeded")
+    assert "terminal-state-changed" not in codes(traffic.poll(None, status=410, body={"error": "gone"}))
+
+
+def test_an_error_body_carries_no_job_state(traffic):
+    traffic.create()
+    update = traffic.poll(None, status=401, body={"status": "error", "message": "token expired"})
+    assert update.poll.state is None and update.job.last_state == "queued"
+
+
+def test_retry_after_is_advice_to_the_client_that_got_it(traffic):
+    traffic.create()
+    traffic.poll("running", headers={"Retry-After": "5"}, client="a")
+    assert "poll-too-fast" not in codes(traffic.poll("running", client="b"))
+
+
+def test_a_cache_busting_poller_gets_one_non_canonical_finding(traffic):
+    traffic.create()
+    first = traffic.poll("running", "/api/exports/e-1?_=1")
+    second = traffic.poll("running", "/api/exports/e-1?_=2")
+    assert codes(first) == ["non-canonical-status-url"] and second.findings[0].is_repeat
+
+
+def test_stuck_is_raised_once_not_on_every_tick(traffic):
+    traffic.create()
+    t = traffic.now
+    for i in range(8):
+        traffic.poll("running", at=t + 50 * i)
+    assert [f.code for f in traffic.tracker.tick(t + 351)] == ["stuck-non-terminal"]
+    assert traffic.tracker.tick(t + 352) == []

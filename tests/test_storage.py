@@ -151,3 +151,14 @@ def test_a_database_locked_at_start_is_a_clear_error(tmp_path, monkeypatch):
     finally:
         locker.rollback()
         locker.close()
+
+
+def test_lone_surrogates_do_not_stop_the_writer(tmp_path):
+    path = tmp_path / "pw.sqlite"
+    with Store(path) as store:
+        traffic = Traffic(Tracker(key_prefix="s/"))
+        store.submit(traffic.create())
+        store.submit(traffic.poll(None, body='{"status": "\\ud800weird"}'))
+        store.submit(traffic.exchange("GET", "/api/exports/e-1?x=\udcff", 200, body={"status": "running"}))
+        store.submit(traffic.poll("succeeded"))
+    assert count(path, "polls") == 4 and store.write_errors == 0

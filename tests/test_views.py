@@ -139,7 +139,7 @@ def test_cached_polls_lifts_cache_control_out_of_the_headers(conn):
 def test_finding_counts_counts_findings_occurrences_and_jobs_per_code(conn):
     counts = {r["code"]: r for r in rows(conn, "select * from finding_counts")}
     abandoned = counts["polling-abandoned"]
-    assert (abandoned["severity"], abandoned["count"], abandoned["jobs"], abandoned["sessions"]) == ("warning", 2, 2, 2)
+    assert (abandoned["severity"], abandoned["count"], abandoned["jobs"], abandoned["sessions"]) == ("warning", 3, 3, 3)
     stale = counts["stale-status"]
     assert stale["count"] == 1 and stale["occurrences"] > 1  # raised once, seen again and counted
     assert counts["poll-too-fast"]["severity"] == "info"

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import time
+import zlib
 
 from mitmproxy import http
 
 from .observation import BODY_EXCERPT_LIMIT, Headers, Observation
 
-RAW_BODY_LIMIT = 4 * 1024 * 1024
-"""Compressed bodies larger than this are not decoded at all: status documents are small."""
+COMPRESSED_BODY_LIMIT = 256 * 1024
+"""br/zstd bodies larger than this are not decoded at all: status documents are small."""
 
 _TEXTUAL = ("json", "text", "javascript", "xml")
+
+
+def request_url(request: http.Request) -> str:
+    """The URL the client asked for; IPv6 hosts in brackets (mitmproxy's pretty_url omits them)."""
+    host = request.pretty_host
+    if ":" not in host:
+        return request.pretty_url
+    default = (request.scheme == "https" and request.port == 443) or (request.scheme == "http" and request.port == 80)
+    return f"{request.scheme}://[{host}]{'' if default else f':{request.port}'}{request.path}"
 
 
 def observation_from_flow(flow: http.HTTPFlow) -> Observation:
@@ -31,7 +41,7 @@ def observation_from_flow(flow: http.HTTPFlow) -> Observation:
     observation = Observation(
         flow_id=flow.id,
         method=request.method,
-        url=request.pretty_url,
+        url=request_url(request),
         status=status,
         request_headers=Headers.of(request.headers.items(multi=True)),
         response_headers=response_headers,
@@ -46,14 +56,35 @@ def observation_from_flow(flow: http.HTTPFlow) -> Observation:
 
 
 def _body_excerpt(response: http.Response) -> tuple[bytes, bool]:
-    """Decoded body, at most BODY_EXCERPT_LIMIT bytes; nothing for binary, streamed or huge bodies."""
+    """Decoded body, at most BODY_EXCERPT_LIMIT bytes; nothing for binary or streamed bodies.
+    gzip/deflate bodies are decompressed only as far as the excerpt needs (a status document is
+    small; a large download matched by job id must not be inflated on the proxy's event loop)."""
     raw = response.raw_content
     if not raw:
         return b"", False
     content_type = response.headers.get("content-type", "").lower()
     if content_type and not any(t in content_type for t in _TEXTUAL):
         return b"", False
-    if len(raw) > RAW_BODY_LIMIT:
-        return raw[:BODY_EXCERPT_LIMIT], True
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return _inflate_excerpt(raw, encoding)
+    if encoding in ("", "identity"):
+        return raw[:BODY_EXCERPT_LIMIT], len(raw) > BODY_EXCERPT_LIMIT
+    if len(raw) > COMPRESSED_BODY_LIMIT:
+        return b"", True  # br/zstd cannot be cut short here; too big to be a status document
     content = response.get_content(strict=False) or b""
+    return content[:BODY_EXCERPT_LIMIT], len(content) > BODY_EXCERPT_LIMIT
+
+
+def _inflate_excerpt(raw: bytes, encoding: str) -> tuple[bytes, bool]:
+    wbits = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
+    try:
+        inflater = zlib.decompressobj(wbits)
+        content = inflater.decompress(raw, BODY_EXCERPT_LIMIT + 1)
+    except zlib.error:
+        try:  # "deflate" is sometimes sent without the zlib header
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            content = inflater.decompress(raw, BODY_EXCERPT_LIMIT + 1)
+        except zlib.error:
+            return b"", False
     return content[:BODY_EXCERPT_LIMIT], len(content) > BODY_EXCERPT_LIMIT

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -37,7 +38,8 @@ TICK_SECONDS = 1.0
 class PollWatch:
     def __init__(self) -> None:
         self.session = Session()
-        self.tracker = Tracker(key_prefix=self.session.id + "/")
+        self._serial = itertools.count(1)  # job numbers stay unique when settings rebuild the tracker
+        self.tracker = Tracker(key_prefix=self.session.id + "/", serial=self._serial)
         self.store: Store | None = None
         self.filter: flowfilter.TFilter | None = None
         self.internal_errors = 0
@@ -65,7 +67,7 @@ class PollWatch:
         if updated & CORE_OPTIONS:
             if self.tracker.jobs:
                 log.info("[pollwatch] settings changed: job tracking starts afresh")
-            self.tracker = Tracker(self._config(), key_prefix=self.session.id + "/")
+            self.tracker = Tracker(self._config(), key_prefix=self.session.id + "/", serial=self._serial)
             self.session.settings = self.tracker.config.model_dump()
         if "pollwatch_filter" in updated:
             self.filter = self._parse_filter(ctx.options.pollwatch_filter)

@@ -104,12 +104,11 @@ def freshness(headers: Headers, status: int, arrived: float) -> tuple[Verdict, f
         return Verdict.REVALIDATE, 0.0
     if headers.get("vary", "").strip() == "*":
         return Verdict.REVALIDATE, 0.0
-    for directive in ("s-maxage", "max-age"):
-        if directive in cc:
-            lifetime = parse_seconds(cc[directive])
-            if lifetime is None:
-                return Verdict.REVALIDATE, 0.0  # an invalid max-age is treated as stale
-            return (Verdict.FRESH if lifetime > 0 else Verdict.REVALIDATE), lifetime
+    explicit = [d for d in ("s-maxage", "max-age") if d in cc]
+    if explicit:
+        # s-maxage speaks to shared caches, max-age to the browser: reusable if either allows it.
+        lifetime = max(parse_seconds(cc[d]) or 0.0 for d in explicit)  # an invalid value counts as stale
+        return (Verdict.FRESH if lifetime > 0 else Verdict.REVALIDATE), lifetime
     if "expires" in headers:
         expires = parse_http_date(headers["expires"])
         date = parse_http_date(headers.get("date")) or arrived

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urljoin, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urljoin, urlsplit
 
 from pydantic import BaseModel
 
@@ -36,40 +36,66 @@ class JobReference(BaseModel):
     aliases: list[str]  # every id the response gave for the job (job id first)
 
 
+def split(url: str) -> SplitResult:
+    """urlsplit that never raises: a malformed URL (bad IPv6 literal) splits as a bare path."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return SplitResult("", "", url, "", "")
+
+
 def origin_of(url: str) -> str:
-    """scheme://host:port with the default port made explicit, for host comparisons."""
-    parts = urlsplit(url)
+    """scheme://host:port with the default port made explicit, for host comparisons. A port that
+    is out of range or not a number is kept as written."""
+    parts = split(url)
     scheme = parts.scheme.lower() or "http"
-    port = parts.port or (443 if scheme == "https" else 80)
-    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+    try:
+        port: int | str | None = parts.port
+    except ValueError:
+        port = parts.netloc.rpartition(":")[2]
+    port = port or (443 if scheme == "https" else 80)
+    host = (parts.hostname or "").lower()
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def path_key(url: str) -> str:
     """Origin and decoded path, without the query: the same resource asked differently."""
-    return f"{origin_of(url)}{unquote(urlsplit(url).path) or '/'}"
+    return f"{origin_of(url)}{unquote(split(url).path) or '/'}"
 
 
 def url_key(url: str) -> str:
     """Canonical form of a URL for equality: origin, decoded path, sorted query parameters."""
-    parts = urlsplit(url)
+    parts = split(url)
     query = "&".join(f"{quote(k)}={quote(v)}" for k, v in sorted(parse_qsl(parts.query, keep_blank_values=True)))
     path = unquote(parts.path) or "/"
     return f"{origin_of(url)}{path}?{query}"
 
 
 def path_segments(url: str) -> list[str]:
-    return [unquote(s) for s in urlsplit(url).path.split("/") if s]
+    return [unquote(s) for s in split(url).path.split("/") if s]
 
 
 def url_tokens(url: str) -> list[str]:
     """Whole path segments and query values: where a job id may appear in a poll URL."""
-    parts = urlsplit(url)
-    return path_segments(url) + [v for _, v in parse_qsl(parts.query, keep_blank_values=False)]
+    return path_segments(url) + [v for _, v in query_values(url)]
+
+
+ID_PARAMS = frozenset({"id", "job", "jobid", "job_id", "operation", "operationid", "operation_id", "requestid",
+                       "request_id", "task", "taskid", "task_id"})
+
+
+def query_values(url: str) -> list[tuple[str, str]]:
+    return parse_qsl(split(url).query, keep_blank_values=False)
 
 
 def id_from_url(url: str) -> str | None:
-    """The URL's last non-empty path segment, skipping generic words like `status`."""
+    """The URL's last non-empty path segment, skipping generic words like `status`; for a
+    generic path (`/status?job=a1`) the value of an id-named query parameter."""
     segments = path_segments(url)
+    if not segments or segments[-1].lower() in GENERIC_SEGMENTS:
+        for name, value in query_values(url):
+            if name.lower() in ID_PARAMS:
+                return value
     for segment in reversed(segments):
         if segment.lower() not in GENERIC_SEGMENTS:
             return segment
@@ -96,15 +122,15 @@ def find_reference(
     """The job a creating response refers to: status URL first, then ids from the body."""
     status_url, source = None, "none"
     for name in (*extra_headers, *REFERENCE_HEADERS):
-        value = headers.get(name.lower())
-        if value and value.strip():
-            status_url, source = urljoin(request_url, value.strip()), name.lower()
+        status_url = _resolve(request_url, headers.get(name.lower()))
+        if status_url:
+            source = name.lower()
             break
     if status_url is None and document is not None:
         for path in LINK_FIELDS:
-            value = lookup(document, path)
-            if isinstance(value, str) and value.strip():
-                status_url, source = urljoin(request_url, value.strip()), f"body.{path}"
+            status_url = _resolve(request_url, lookup(document, path))
+            if status_url:
+                source = f"body.{path}"
                 break
 
     body_ids = _body_ids(document, (*extra_id_fields, *ID_FIELDS)) if document is not None else []
@@ -118,6 +144,19 @@ def find_reference(
         source = "body"
     aliases = list(dict.fromkeys([i for i in [job_id, *body_ids] if i]))
     return JobReference(job_id=job_id, status_url=status_url, source=source, aliases=aliases)
+
+
+def _resolve(base: str, reference: object) -> str | None:
+    """A reference resolved against the request URL; None when it is empty or not a usable URL
+    (an unclosed IPv6 literal, a port that is no port)."""
+    if not isinstance(reference, str) or not reference.strip():
+        return None
+    try:
+        url = urljoin(base, reference.strip())
+        urlsplit(url).port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return None
+    return url
 
 
 def self_reference(url: str) -> JobReference:

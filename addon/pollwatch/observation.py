@@ -7,9 +7,8 @@ same facts whatever the traffic came from.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from urllib.parse import SplitResult, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 BODY_EXCERPT_LIMIT = 64 * 1024
 """Bytes of a response body the core may look at; larger bodies are cut (and then rarely parse)."""
@@ -25,18 +24,19 @@ class Headers(dict[str, str]):
             return headers
         items = fields.items() if isinstance(fields, Mapping) else fields
         for name, value in items:
-            key, value = _clean(name).lower(), _clean(value)
+            key, value = clean_text(name).lower(), clean_text(value)
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         return headers
 
 
-def _clean(text: str) -> str:
-    """Undecodable header bytes (kept by mitmproxy as surrogates) become U+FFFD, so they can be stored."""
+def clean_text(text: str) -> str:
+    """Lone surrogates (undecodable bytes kept by mitmproxy, or `\ud800` escapes in JSON) become
+    U+FFFD, so the text can be encoded and stored."""
     try:
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 class Observation(BaseModel):
@@ -58,6 +58,12 @@ class Observation(BaseModel):
     served_from: str | None = Field(default=None, description='"browser-cache" when a HAR says the '
                                     "browser answered from its own cache (the network never saw it)")
     _load_body: Callable[[], tuple[bytes, bool]] | None = PrivateAttr(default=None)
+
+    @field_validator("url", "method", "client")
+    @classmethod
+    def _encodable(cls, value: str | None) -> str | None:
+        """A raw non-UTF-8 path reaches us as surrogates; they would break quoting and storage."""
+        return clean_text(value) if value is not None else None
 
     def with_body_loader(self, load: Callable[[], tuple[bytes, bool]]) -> "Observation":
         """Defer reading the body until a rule needs it: most proxied flows are not job traffic,
@@ -91,7 +97,3 @@ class Observation(BaseModel):
             body_truncated=len(raw) > BODY_EXCERPT_LIMIT,
             **fields,  # type: ignore[arg-type]
         )
-
-    @property
-    def parts(self) -> SplitResult:
-        return urlsplit(self.url)

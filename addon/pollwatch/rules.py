@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .cache import RESPONSE_CACHE_HEADERS, CacheAnalysis, ServedBy, pick
 from .config import Config
-from .detection import origin_of
+from .detection import origin_of, path_key
 from .observation import Observation
 from .states import State
 
@@ -70,7 +70,7 @@ def non_canonical_status_url(job: "Job", f: PollFacts) -> Raise | None:
         return None
     return Raise("non-canonical-status-url",
                  f"polled {f.obs.url} instead of the returned status URL {job.status_url}.",
-                 {"poll_url": f.obs.url, "status_url": job.status_url}, scope=f.obs.url)
+                 {"poll_url": f.obs.url, "status_url": job.status_url}, scope=path_key(f.obs.url))
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -202,6 +202,8 @@ def terminal_state_changed(job: "Job", f: PollFacts) -> Raise | None:
     state, terminal = f.reading.state, job.terminal_state
     if state is None or not state.terminal or terminal is None or state is terminal:
         return None
+    if state is State.EXPIRED:
+        return None  # a finished job's result expiring later is the normal end of its life
     return Raise("terminal-state-changed", f"terminal state changed from {terminal.value} to {state.value}.",
                  {"from": terminal.value, "to": state.value}, scope=f"{terminal.value}>{state.value}")
 
@@ -220,13 +222,15 @@ def poll_after_terminal(job: "Job", f: PollFacts) -> Raise | None:
 
 
 def poll_too_fast(job: "Job", f: PollFacts) -> Raise | None:
-    if job.retry_after is None or job.retry_after_from is None:
+    advice = job.retry_after_for.get(f.obs.client)
+    if advice is None:
         return None
-    waited = f.obs.request_ts - job.retry_after_from
-    if waited >= job.retry_after * 0.9 - 0.05:
+    retry_after, since = advice
+    waited = f.obs.request_ts - since
+    if waited >= retry_after * 0.9 - 0.05:
         return None
-    return Raise("poll-too-fast", f"polled {waited:.2f} s after a Retry-After of {job.retry_after:g} s.",
-                 {"waited": round(waited, 3), "retry_after": job.retry_after})
+    return Raise("poll-too-fast", f"polled {waited:.2f} s after a Retry-After of {retry_after:g} s.",
+                 {"waited": round(waited, 3), "retry_after": retry_after})
 
 
 def stuck_non_terminal(job: "Job", now: float, config: Config) -> Raise | None:

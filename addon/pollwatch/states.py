@@ -41,7 +41,7 @@ _WORDS: dict[State, tuple[str, ...]] = {
         "waiting", "validating", "runnable", "created", "new", "initializing",
     ),
     State.RUNNING: (
-        "running", "inprogress", "processing", "started", "starting", "dequeued", "active",
+        "running", "inprogress", "processing", "started", "starting", "dequeued",
         "executing", "creating", "updating", "deleting", "finalizing", "cancelling", "canceling",
         "provisioning", "migrating",
     ),

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from . import __version__
 from .findings import Finding
 from .records import JobSnapshot, PollRecord, Transition, Update
+from .observation import clean_text
 from .redact import redact_text
 from .views import ensure_views
 
@@ -242,7 +243,7 @@ class Store:
                                     ("transitions", batch.transitions), ("findings", batch.findings.values())):
                     sql, columns = WRITE_SQL[table]
                     db.conn.executemany(sql, [{c: row.get(c) for c in columns} for row in rows])
-        except sqlite3.Error as exc:
+        except Exception as exc:  # noqa: BLE001 - the writer must outlive any bad row or locked file
             self.write_errors += 1
             if not self._error_reported:
                 self._error_reported = True
@@ -258,7 +259,7 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     for key, value in row.items():
         if isinstance(value, dict | list):
             value = json.dumps(value, sort_keys=True)
-        out[key] = redact_text(value) if isinstance(value, str) else value
+        out[key] = redact_text(clean_text(value)) if isinstance(value, str) else value
     return out
 
 

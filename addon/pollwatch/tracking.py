@@ -10,13 +10,14 @@ import hashlib
 import itertools
 import statistics
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .cache import REQUEST_CACHE_HEADERS, RESPONSE_CACHE_HEADERS, analyse, parse_retry_after, pick
 from .config import Config
 from .detection import (
-    JobReference, Template, find_reference, is_job_creation, origin_of, path_key, request_ids, self_reference,
+    JobReference, Template, find_reference, split, is_job_creation, origin_of, path_key, request_ids, self_reference,
     url_key, url_tokens,
 )
 from .findings import CATALOGUE, Finding
@@ -27,6 +28,10 @@ from .states import State, parse_json_object, read_done_flag, read_state_word
 
 POLL_METHODS = frozenset({"GET", "HEAD"})
 RECENT_POLLS = 16
+MIN_ID_LENGTH = 3      # shorter ids ("7", "42") appear in too many unrelated URLs to match on
+MAX_TEMPLATES = 256    # learnt status-URL shapes; per-user URL families must not grow it forever
+LOOKALIKE_WINDOW = 500  # recent jobs an unknown id is compared with
+MAX_ETAGS = 64         # ETags remembered per job
 
 
 class RecentPoll(NamedTuple):
@@ -66,8 +71,8 @@ class Job:
     polls_after_terminal: int = 0
     last_poll_at: float | None = None
     last_activity: float = 0.0
-    retry_after: float | None = None
-    retry_after_from: float | None = None
+    retry_after: float | None = None  # the latest Retry-After any client got: the server's rhythm
+    retry_after_for: dict[str | None, tuple[float, float]] = field(default_factory=dict)  # client -> (s, when)
     etags: dict[str, State] = field(default_factory=dict)
     recent: deque[RecentPoll] = field(default_factory=lambda: deque(maxlen=RECENT_POLLS))
     intervals: deque[float] = field(default_factory=lambda: deque(maxlen=8))
@@ -86,6 +91,8 @@ class Job:
 
     def overtaking_poll(self, obs: Observation, state: State) -> RecentPoll | None:
         """A poll sent after this one but answered before it, with a later state."""
+        # Any client: a browser polling with setInterval spreads its polls over several
+        # connections, and it is one client all the same.
         for poll in self.recent:
             if (poll.request_ts > obs.request_ts and poll.response_ts <= obs.response_ts
                     and (poll.state.rank or 0) > (state.rank or 0)):
@@ -128,17 +135,20 @@ class Match(NamedTuple):
 class Tracker:
     """Feeds observations through job recognition, state reading and the rules."""
 
-    def __init__(self, config: Config | None = None, *, key_prefix: str = "") -> None:
+    def __init__(self, config: Config | None = None, *, key_prefix: str = "",
+                 serial: Iterator[int] | None = None) -> None:
+        """`serial` numbers jobs; pass the previous tracker's to keep keys unique in a session."""
         self.config = config or Config()
         self._vocabulary = self.config.vocabulary()
         self._state_fields = self.config.all_state_fields()
         self._templates: list[Template] = [Template.parse(t) for t in self.config.templates]
         self._learnt: set[tuple[str, ...]] = {t.segments for t in self._templates}
         self._key_prefix = key_prefix
-        self._serial = itertools.count(1)
+        self._serial = serial or itertools.count(1)
         self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self._active: dict[str, Job] = {}  # jobs the lifecycle rules still have to judge
         self._by_status_key: dict[str, Job] = {}
-        self._by_path: dict[str, Job] = {}
+        self._by_path: dict[str, Job | None] = {}  # None: several jobs share the path
         self._by_id: dict[str, list[Job]] = {}
         self.clock = 0.0  # the latest timestamp seen: "now" for recorded traffic
 
@@ -148,9 +158,10 @@ class Tracker:
         """Process one exchange; None when it is not job traffic."""
         self.clock = max(self.clock, obs.response_ts, obs.request_ts)
         match = self._match_poll(obs)
-        if match is not None:
+        creates = is_job_creation(obs.status, obs.response_headers, self.config.status_headers)
+        if match is not None and not (creates and match.matched_by == "template"):
             return self._poll(obs, match)
-        if is_job_creation(obs.status, obs.response_headers, self.config.status_headers):
+        if creates:
             return self._create(obs)
         return None
 
@@ -164,14 +175,17 @@ class Tracker:
 
     def _lifecycle(self, now: float, *, capture_ended: bool) -> list[Finding]:
         findings: list[Finding] = []
-        for job in list(self.jobs.values()):
+        for job in self._active.values():
             if job.finished or job.abandoned:
                 continue
-            for raised in (stuck_non_terminal(job, now, self.config),
-                           polling_abandoned(job, now, self.config, capture_ended=capture_ended)):
-                if raised is not None:
-                    findings.append(self._finding(job, raised, flow_id=None, ts=now))
-            job.abandoned = any(f.code == "polling-abandoned" and f.job_key == job.key for f in findings)
+            stuck = stuck_non_terminal(job, now, self.config)
+            if stuck is not None and self._scope_key(job, stuck) not in job.counts:
+                findings.append(self._finding(job, stuck, flow_id=None, ts=now))
+            abandoned = polling_abandoned(job, now, self.config, capture_ended=capture_ended)
+            if abandoned is not None:
+                findings.append(self._finding(job, abandoned, flow_id=None, ts=now))
+                job.abandoned = True
+        self._active = {k: j for k, j in self._active.items() if not (j.finished or j.abandoned)}
         return findings
 
     # --- recognising ------------------------------------------------------------------------
@@ -185,13 +199,19 @@ class Tracker:
         job = self._by_path.get(path_key(obs.url))
         if job is not None:
             return Match(job, "same-path")
-        tokens = url_tokens(obs.url)
-        candidates = [j for token in tokens for j in self._by_id.get(token, ())]
+        candidates = [j for token in url_tokens(obs.url) for j in self._by_id.get(token, ())]
         if candidates:
             origin = origin_of(obs.url)
             same_host = [j for j in candidates if j.host == origin]
-            job = (same_host or candidates)[-1]
-            return Match(job, "first-poll" if job.status_url is None and job.host == origin else "job-id")
+            if same_host:
+                job = same_host[-1]
+                return Match(job, "first-poll" if job.status_url is None else "job-id")
+            # On another host only the job's own status path counts: the same id in some other
+            # URL there (an image, a page number) says nothing about this job.
+            path = split(obs.url).path
+            elsewhere = [j for j in candidates if j.status_url and split(j.status_url).path == path]
+            if elsewhere:
+                return Match(elsewhere[-1], "job-id")
         for template in self._templates:
             unknown = template.match(obs.url)
             if unknown is not None:
@@ -228,27 +248,33 @@ class Tracker:
         if ref.status_url:
             self._index_status_url(job, ref.status_url)
             template = Template.learn(ref.status_url, ref.job_id)
-            if template is not None and template.segments not in self._learnt:
+            if template is not None and template.segments not in self._learnt and len(self._learnt) < MAX_TEMPLATES:
                 self._learnt.add(template.segments)
                 self._templates.append(template)
         for alias in ref.aliases:
-            self._by_id.setdefault(alias, []).append(job)
+            if len(alias) >= MIN_ID_LENGTH:
+                self._by_id.setdefault(alias, []).append(job)
+        self._active[job.key] = job
         self._evict()
         return job
 
     def _index_status_url(self, job: Job, url: str) -> None:
         self._by_status_key[url_key(url)] = job
-        self._by_path[path_key(url)] = job
+        path = path_key(url)
+        # A path shared by several jobs (/status?job=a1, /status?job=b2) names none of them.
+        self._by_path[path] = job if self._by_path.get(path, job) is job else None
 
     def _evict(self) -> None:
         """Bound memory on long sessions: forget the oldest jobs, finished ones first."""
         excess = len(self.jobs) - self.config.max_jobs
         if excess <= 0:
             return
+        excess += self.config.max_jobs // 10  # evict a tenth at once: the scan is not paid per job
         victims = [j for j in self.jobs.values() if j.finished or j.abandoned][:excess]
         victims += list(itertools.islice((j for j in self.jobs.values() if j not in victims), excess - len(victims)))
         for job in victims:
             del self.jobs[job.key]
+            self._active.pop(job.key, None)
             if job.status_url:
                 for index, key in ((self._by_status_key, url_key(job.status_url)),
                                    (self._by_path, path_key(job.status_url))):
@@ -268,7 +294,7 @@ class Tracker:
         document = parse_json_object(obs.content())
         job = match.job
         reading = self._read_state(obs, job, document)
-        if match.matched_by in ("same-path", "job-id", "template") and not _looks_like_status(obs.status, reading):
+        if match.matched_by != "canonical" and not _looks_like_status(obs.status, reading):
             return None  # related traffic (a result download, say), not a status poll
         raised: list[Raise] = []
         if job is None:
@@ -293,8 +319,10 @@ class Tracker:
         job.last_poll_at = obs.request_ts
         job.last_activity = max(job.last_activity, obs.response_ts)
         job.updated_at = obs.response_ts
-        if obs.status == 404:
+        if obs.status == 404 and match.matched_by in ("canonical", "same-path", "template"):
             job.ended = "missing"
+        elif reading.state is not None and job.ended == "missing":
+            job.ended = None  # a read-after-write 404 that healed
         if obs.status == 202 and reading.source == "status-code":
             job.monitor = True
         self._note_retry_after(job, obs)
@@ -302,8 +330,12 @@ class Tracker:
         etag = obs.response_headers.get("etag")
         if etag and reading.state is not None and reading.state is not State.UNKNOWN and obs.status != 304:
             job.etags.setdefault(etag, reading.state)
+            if len(job.etags) > MAX_ETAGS:
+                del job.etags[next(iter(job.etags))]
 
         transitions = self._deliver(job, reading, obs)
+        if not (job.finished or job.abandoned):
+            self._active[job.key] = job
         if reading.state is not None and reading.state.terminal:
             job.terminal_seen_by.setdefault(obs.client, obs.response_ts)
         if reading.state is not None and reading.state.rank is not None:
@@ -322,8 +354,8 @@ class Tracker:
             return Reading("304 Not Modified", stored, "stored-copy")
         if status == 410:
             return Reading("410 Gone", State.EXPIRED, "status-code")
-        if status == 404 or status == 429 or status >= 500:
-            return Reading(None, None, None)
+        if status >= 400:
+            return Reading(None, None, None)  # an error body describes the request, not the job
         if isinstance(document, dict):
             found = read_state_word(document, self._state_fields)
             if found is not None:
@@ -352,19 +384,28 @@ class Tracker:
                            to_state=state.value, ts=obs.response_ts)]
 
     def _note_retry_after(self, job: Job, obs: Observation) -> None:
+        """Retry-After is advice to the client that received it."""
         value = obs.response_headers.get("retry-after")
-        job.retry_after = parse_retry_after(value, obs.response_ts) if value else None
-        job.retry_after_from = obs.response_ts if value else None
+        seconds = parse_retry_after(value, obs.response_ts) if value else None
+        if seconds is None:
+            job.retry_after_for.pop(obs.client, None)
+        else:
+            job.retry_after_for[obs.client] = (seconds, obs.response_ts)
+            job.retry_after = seconds
 
     # --- findings -----------------------------------------------------------------------------
+
+    def _scope_key(self, job: Job | None, raised: Raise, flow_id: str | None = None, ts: float = 0.0) -> str:
+        """The finding's identity: per occurrence (scope None), per job, or per job and scope."""
+        owner = job.key if job else self._key_prefix
+        if raised.scope is None:
+            return f"{owner}:{raised.code}:{flow_id or ts}"
+        return f"{owner}:{raised.code}" + (f":{raised.scope}" if raised.scope else "")
 
     def _finding(self, job: Job | None, raised: Raise, *, flow_id: str | None, ts: float) -> Finding:
         kind = CATALOGUE[raised.code]
         job_key = job.key if job else None
-        if raised.scope is None:
-            key = f"{job_key or self._key_prefix}:{raised.code}:{flow_id or ts}"
-        else:
-            key = f"{job_key or self._key_prefix}:{raised.code}" + (f":{raised.scope}" if raised.scope else "")
+        key = self._scope_key(job, raised, flow_id, ts)
         earlier = job.counts.get(key) if job else None
         count = earlier.count + 1 if earlier else 1
         finding = Finding(
@@ -386,7 +427,8 @@ class Tracker:
         return self._finding(None, raised, flow_id=obs.flow_id, ts=obs.response_ts)
 
     def _unknown_job(self, unknown_id: str, obs: Observation) -> Raise:
-        lookalike = _closest_id(unknown_id, [j.job_id for j in self.jobs.values()])
+        recent = itertools.islice(reversed(self.jobs.values()), LOOKALIKE_WINDOW)
+        lookalike = _closest_id(unknown_id, [j.job_id for j in recent][::-1])
         if lookalike is not None:
             why = f"it looks like a mangled copy of job {lookalike}: the client lost or corrupted its job id."
         else:
