@@ -429,3 +429,9 @@ def test_stuck_is_raised_once_not_on_every_tick(traffic):
         traffic.poll("running", at=t + 50 * i)
     assert [f.code for f in traffic.tracker.tick(t + 351)] == ["stuck-non-terminal"]
     assert traffic.tracker.tick(t + 352) == []
+
+
+def test_a_get_monitor_answering_with_a_cacheable_202_is_flagged_at_once(traffic):
+    update = traffic.exchange("GET", "/repos/o/r/stats/contributors", 202, body=b"",
+                              headers={"Cache-Control": "public, max-age=60", "Last-Modified": DATE_OLD})
+    assert codes(update) == ["status-cacheable"]

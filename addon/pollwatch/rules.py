@@ -268,6 +268,9 @@ def polling_abandoned(job: "Job", now: float, config: Config, *, capture_ended: 
     return None
 
 
+CREATION_RULES = (status_cacheable, status_from_shared_cache, status_from_browser_cache, status_stale_date)
+"""For a GET answered 202 (a self-monitor), the creating response is already a status response."""
+
 POLL_RULES = (
     wrong_environment, non_canonical_status_url, job_missing, job_expired, status_error,
     unknown_state_word, status_cacheable, status_from_shared_cache, status_from_browser_cache, status_not_modified,

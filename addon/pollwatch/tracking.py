@@ -23,7 +23,7 @@ from .detection import (
 from .findings import CATALOGUE, Finding
 from .observation import Observation
 from .records import JobSnapshot, PollRecord, Transition, Update
-from .rules import POLL_RULES, PollFacts, Raise, Reading, polling_abandoned, stuck_non_terminal
+from .rules import CREATION_RULES, POLL_RULES, PollFacts, Raise, Reading, polling_abandoned, stuck_non_terminal
 from .states import State, parse_json_object, read_done_flag, read_state_word
 
 POLL_METHODS = frozenset({"GET", "HEAD"})
@@ -235,8 +235,14 @@ class Tracker:
         self._note_retry_after(job, obs)
         job.last_activity = obs.response_ts
         job.updated_at = obs.response_ts
-        poll = self._record(job, obs, "create", "create", reading, analyse(obs.response_headers, obs.status, obs.response_ts, obs.served_from))
-        return Update(job=job.snapshot(), poll=poll, transitions=transitions)
+        analysis = analyse(obs.response_headers, obs.status, obs.response_ts, obs.served_from)
+        findings = []
+        if obs.method.upper() in POLL_METHODS:
+            facts = PollFacts(obs=obs, analysis=analysis, reading=reading, matched_by="create", config=self.config)
+            findings = [self._finding(job, r, flow_id=obs.flow_id, ts=obs.response_ts)
+                        for rule in CREATION_RULES if (r := rule(job, facts)) is not None]
+        poll = self._record(job, obs, "create", "create", reading, analysis)
+        return Update(job=job.snapshot(), poll=poll, transitions=transitions, findings=findings)
 
     def _new_job(self, ref: JobReference, obs: Observation, *, created_by: str) -> Job:
         assert ref.job_id is not None
