@@ -20,8 +20,9 @@ from mitmproxy.io import har as mitmproxy_har
 
 from pollwatch.analysis import analyse
 from pollwatch.cli_share import sanitize as sanitize_command
+from pollwatch.pseudonymize import Pseudonymizer
 from pollwatch.readers import read
-from pollwatch.sanitize import Pseudonymizer, redact_header_value, sanitize
+from pollwatch.sanitize import redact_header_value, sanitize
 
 HERE = Path(__file__).resolve().parent
 RECORDINGS = HERE.parent / "recordings"
