@@ -97,3 +97,13 @@ def test_retry_after_accepts_seconds_and_dates():
 
 def test_a_browser_may_reuse_what_shared_caches_may_not():
     assert verdict(cache_control="s-maxage=0, max-age=60") == (Verdict.FRESH, 60.0)
+
+
+def test_a_response_older_than_its_lifetime_is_stale_on_arrival():
+    headers = Headers.of({"Cache-Control": "max-age=30", "Age": "100"})
+    analysis = analyse(headers, 200, ARRIVED)
+    assert analysis.verdict is Verdict.REVALIDATE and analysis.served_by is ServedBy.SHARED_CACHE
+
+
+def test_a_young_cached_response_is_still_fresh():
+    assert analyse(Headers.of({"Cache-Control": "max-age=30", "Age": "10"}), 200, ARRIVED).verdict is Verdict.FRESH

@@ -157,6 +157,9 @@ def analyse(headers: Headers, status: int | None, arrived: float, served_from: s
         return CacheAnalysis(verdict=Verdict.NOT_STORED, freshness_lifetime=None,
                              served_by=ServedBy.ORIGIN, hit_signals=[], age=None, date_lag=None)
     verdict, lifetime = freshness(headers, status, arrived)
+    age = parse_seconds(headers.get("age"))
+    if verdict.reusable and age is not None and lifetime is not None and age >= lifetime:
+        verdict = Verdict.REVALIDATE  # already stale on arrival: no cache may reuse it unasked
     signals = hit_signals(headers)
     if served_from == ServedBy.BROWSER_CACHE:
         served_by = ServedBy.BROWSER_CACHE
@@ -172,7 +175,7 @@ def analyse(headers: Headers, status: int | None, arrived: float, served_from: s
         freshness_lifetime=lifetime,
         served_by=served_by,
         hit_signals=signals,
-        age=parse_seconds(headers.get("age")),
+        age=age,
         date_lag=None if date is None else arrived - date,
     )
 
