@@ -63,6 +63,7 @@ def test_ensure_views_writes_nothing_when_the_views_are_current(db, conn):
     read_only = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         ensure_views(read_only)  # would fail with "attempt to write a readonly database"
+        assert read_only.total_changes == 0
     finally:
         read_only.close()
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from . import __version__
 from .cli_query import QUERY_COMMANDS, SEVERITY_STYLE, db_option, format_option
+from .replay import EXTRA_CHOICES
 from .storage import StorageError
 
 SCRIPT = Path(__file__).with_name("mitmdump_script.py")
@@ -89,7 +90,7 @@ def analyze(paths: tuple[str, ...], db: str, label: str | None, fmt: str) -> Non
               help="Database for what pollwatch sees during the replay.")
 @click.option("--port", "-p", default=8080, show_default=True, help="Proxy listen port.")
 @click.option("--listen-host", default="127.0.0.1", show_default=True, help="Proxy listen address.")
-@click.option("--extra", type=click.Choice(["kill", "forward", "204", "400", "404", "500"]), default="kill",
+@click.option("--extra", type=click.Choice(EXTRA_CHOICES), default="kill",
               show_default=True, help="What a request gets once the recording has no response left for it.")
 @click.argument("mitmdump_args", nargs=-1, type=click.UNPROCESSED)
 def replay(recording: str, db: str, port: int, listen_host: str, extra: str, mitmdump_args: Sequence[str]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -194,7 +194,3 @@ def _vcr_headers(headers: Any) -> Headers:
 def _short(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
-
-def observations(recordings: Iterable[Recording]) -> Iterator[Observation]:
-    for recording in recordings:
-        yield from recording.observations

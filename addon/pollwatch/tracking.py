@@ -158,12 +158,11 @@ class Tracker:
         """Process one exchange; None when it is not job traffic."""
         self.clock = max(self.clock, obs.response_ts, obs.request_ts)
         match = self._match_poll(obs)
-        creates = is_job_creation(obs.status, obs.response_headers, self.config.status_headers)
-        if match is not None and not (creates and match.matched_by == "template"):
+        if match is not None and match.matched_by != "template":
             return self._poll(obs, match)
-        if creates:
-            return self._create(obs)
-        return None
+        if is_job_creation(obs.status, obs.response_headers, self.config.status_headers):
+            return self._create(obs)  # before an unknown id: a new GET-202 monitor fits a template too
+        return self._poll(obs, match) if match is not None else None
 
     def tick(self, now: float) -> list[Finding]:
         """Time-based rules for jobs still in flight; call about once a second while live."""
