@@ -325,7 +325,11 @@ def test_memory_is_bounded_by_max_jobs():
     traffic = Traffic(Tracker(Config(max_jobs=5)))
     for i in range(20):
         traffic.create(f"/api/exports/e-{i}", body={"id": f"e-{i}", "status": "queued"})
-    assert len(traffic.tracker.jobs) == 5 and len(traffic.tracker._by_status_key) == 5
+    tracker = traffic.tracker
+    assert len(tracker.jobs) <= 5
+    assert {j.key for j in tracker._by_status_key.values()} == set(tracker.jobs)
+    assert {j.key for j in tracker._by_path.values()} == set(tracker.jobs)
+    assert {j.key for jobs in tracker._by_id.values() for j in jobs} == set(tracker.jobs)
 
 
 def test_404_from_another_host_is_not_job_missing(traffic):

@@ -275,9 +275,10 @@ class Tracker:
         if excess <= 0:
             return
         excess += self.config.max_jobs // 10  # evict a tenth at once: the scan is not paid per job
-        victims = [j for j in self.jobs.values() if j.finished or j.abandoned][:excess]
-        victims += list(itertools.islice((j for j in self.jobs.values() if j not in victims), excess - len(victims)))
-        for job in victims:
+        done = [j for j in self.jobs.values() if j.finished or j.abandoned][:excess]
+        chosen = {j.key for j in done}
+        oldest = itertools.islice((j for j in self.jobs.values() if j.key not in chosen), excess - len(done))
+        for job in [*done, *oldest]:
             del self.jobs[job.key]
             self._active.pop(job.key, None)
             if job.status_url:
@@ -295,12 +296,12 @@ class Tracker:
     # --- polls --------------------------------------------------------------------------------
 
     def _poll(self, obs: Observation, match: Match) -> Update | None:
-        analysis = analyse(obs.response_headers, obs.status, obs.response_ts, obs.served_from)
         document = parse_json_object(obs.content())
         job = match.job
         reading = self._read_state(obs, job, document)
         if match.matched_by != "canonical" and not _looks_like_status(obs.status, reading):
             return None  # related traffic (a result download, say), not a status poll
+        analysis = analyse(obs.response_headers, obs.status, obs.response_ts, obs.served_from)
         raised: list[Raise] = []
         if job is None:
             assert match.unknown_id is not None
