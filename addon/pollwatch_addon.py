@@ -8,4 +8,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pollwatch.mitmdump_script import addons  # noqa: E402,F401
+from pollwatch.mitm.script import addons  # noqa: E402,F401

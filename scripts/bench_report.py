@@ -19,10 +19,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from pollwatch.observation import Observation
+from pollwatch.core.observation import Observation
 from pollwatch.report import write_report
-from pollwatch.storage import Session, Store
-from pollwatch.tracking import Tracker
+from pollwatch.store.database import Session, Store
+from pollwatch.core.tracking import Tracker
 
 API = "http://api.bench.test"
 START = 1_795_881_600.0  # 2026-11-28

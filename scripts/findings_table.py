@@ -5,7 +5,7 @@
 
 from pathlib import Path
 
-from pollwatch.findings import CATALOGUE
+from pollwatch.core.findings import CATALOGUE
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"

@@ -18,9 +18,12 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from helpers import read_through_mitmdump  # noqa: E402  (the tests read recordings the same way)
+
 from pollwatch.demo import SCENARIOS, SampleAPI, SharedCache, run_scenario
-from pollwatch.demo.proxy import ProxyProcess, analyse_recording
-from pollwatch.findings import CATALOGUE, Severity
+from pollwatch.demo.proxy import ProxyProcess
+from pollwatch.core.findings import CATALOGUE, Severity
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "recordings"
@@ -46,7 +49,7 @@ def expectations(name: str, workdir: Path) -> dict:
     scenario = SCENARIOS[name]
     flows = OUT / f"{name}.flows"
     db = workdir / f"{name}.offline.sqlite"
-    analyse_recording(flows, db)
+    read_through_mitmdump(flows, db)
     codes, jobs = summarise(db)
     missing = set(scenario.expected_codes) - codes
     if missing:

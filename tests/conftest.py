@@ -1,101 +1,16 @@
-"""Shared helpers for the test suite: timelines of exchanges for the rules (fed to the pure core,
-or as mitmproxy test flows through the addon), and live fixtures (sample API, real mitmdump)."""
+"""Fixtures of the test suite: rule timelines on the core and through the addon, the sample API and
+a real mitmdump. Plain helpers live in helpers.py."""
 
 from __future__ import annotations
 
-import itertools
-import json
-import sqlite3
-import time
-from collections.abc import Callable
-from typing import Any
-
 import pytest
-from mitmproxy import http
-from mitmproxy.test import taddons, tflow
+from mitmproxy.test import taddons
 
-from pollwatch.addon import PollWatch
-from pollwatch.demo.api import SampleAPI, Timing
+from helpers import LIVE_TIMING, AddonTraffic, Traffic
+from pollwatch.core.tracking import Tracker
+from pollwatch.demo.api import SampleAPI
 from pollwatch.demo.proxy import ProxyProcess
-from pollwatch.observation import Observation
-from pollwatch.tracking import Tracker
-
-API = "http://api.test:8080"
-LIVE_TIMING = Timing(queued_s=0.3, running_s=0.9)
-"""How long sample-API jobs stay queued and running in end-to-end tests."""
-
-
-class Traffic:
-    """Builds exchanges on a simple clock so rule tests read like timelines; each goes straight
-    to the core as an Observation."""
-
-    def __init__(self, tracker: Tracker) -> None:
-        self.tracker = tracker
-        self.now = 1_795_881_600.0  # 2026-11-28
-        self._ids = itertools.count(1)
-
-    def exchange(self, method: str, url: str, status: int | None, *, body: Any = b"",
-                 headers: dict[str, str] | None = None, request_headers: dict[str, str] | None = None,
-                 took: float = 0.05, at: float | None = None, client: str | None = None):
-        start = self.now if at is None else at
-        if isinstance(body, dict):
-            body = json.dumps(body)
-        if at is None:
-            self.now = start + took + 1.0
-        return self.send(method, url if url.startswith("http") else API + url, status,
-                         body.encode() if isinstance(body, str) else body, headers or {}, request_headers or {},
-                         start, start + took, client)
-
-    def send(self, method, url, status, body, headers, request_headers, start, end, client):
-        obs = Observation.make(flow_id=f"f{next(self._ids)}", method=method, url=url, status=status,
-                               response_headers=headers, request_headers=request_headers, body=body,
-                               request_ts=start, response_ts=end, client=client)
-        return self.tracker.observe(obs)
-
-    def create(self, location: str = "/api/exports/e-1", *, status: int = 202, body: Any = None,
-               headers: dict[str, str] | None = None, **kw):
-        hdrs = {"Location": location} if location else {}
-        hdrs |= headers or {}
-        return self.exchange("POST", "/api/exports", status, body=body if body is not None else {"id": "e-1", "status": "queued"},
-                             headers=hdrs, **kw)
-
-    def poll(self, state: str | None = "running", url: str = "/api/exports/e-1", *, status: int = 200,
-             cache: str | None = "no-store", headers: dict[str, str] | None = None, **kw):
-        hdrs = {"Cache-Control": cache} if cache else {}
-        hdrs |= headers or {}
-        body = kw.pop("body", {"id": "e-1", "status": state} if state is not None else b"")
-        return self.exchange("GET", url, status, body=body, headers=hdrs, **kw)
-
-
-class AddonTraffic(Traffic):
-    """The same timelines as mitmproxy test flows (tflow) through the PollWatch addon's response
-    hook under taddons: adapter, core and addon together. The core's answer is captured as the
-    addon receives it."""
-
-    def __init__(self, addon: PollWatch) -> None:
-        super().__init__(addon.tracker)
-        self.addon = addon
-        self.flows: list[http.HTTPFlow] = []
-
-    def send(self, method, url, status, body, headers, request_headers, start, end, client):
-        request = http.Request.make(method, url, b"", request_headers)
-        if status is None:
-            flow = tflow.tflow(req=request, err=True)
-        else:
-            flow = tflow.tflow(req=request, resp=http.Response.make(status, body, headers))
-            flow.response.timestamp_start, flow.response.timestamp_end = end, end
-        flow.request.timestamp_start = start
-        flow.client_conn.peername = (client or "127.0.0.1", 50000)
-        answers = []
-        observe = self.addon.tracker.observe
-        self.addon.tracker.observe = lambda obs: answers.append(observe(obs)) or answers[-1]
-        try:
-            self.addon.response(flow)
-        finally:
-            del self.addon.tracker.observe
-        self.flows.append(flow)
-        assert self.addon.internal_errors == 0
-        return answers[0] if answers else None
+from pollwatch.mitm.addon import PollWatch
 
 
 @pytest.fixture(params=["core", "addon"])
@@ -108,10 +23,6 @@ def traffic(request):
     with taddons.context(addon) as tctx:
         tctx.configure(addon, pollwatch_db="")
         yield AddonTraffic(addon)
-
-
-def codes(update) -> list[str]:
-    return [f.code for f in update.findings] if update is not None else []
 
 
 @pytest.fixture(scope="module")
@@ -129,22 +40,3 @@ def proxy(tmp_path_factory, request):
         yield process
 
 
-def live_job_rows(db, job_id: str, ready: Callable[[dict[str, Any]], bool], timeout: float = 8.0) -> dict[str, Any]:
-    """A job's rows in a live proxy's database (`job`, finding `codes`, `polls` in order), re-read
-    until `ready` says so (the writer flushes about every 0.5 s) or the timeout passes; then the
-    last read is returned for the test's asserts to explain."""
-    deadline = time.monotonic() + timeout
-    while True:
-        rows: dict[str, Any] = {"job": None, "findings": [], "polls": []}
-        with sqlite3.connect(db) as conn:
-            conn.row_factory = sqlite3.Row
-            job = conn.execute("select * from jobs where job_id = ?", (job_id,)).fetchone()
-            if job is not None:
-                rows["job"] = dict(job)
-                rows["findings"] = [r["code"] for r in
-                                    conn.execute("select code from findings where job_key = ?", (job["key"],))]
-                rows["polls"] = [dict(r) for r in conn.execute(
-                    "select kind, method, status, state from polls where job_key = ? order by id", (job["key"],))]
-        if (rows["job"] is not None and ready(rows)) or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)

@@ -14,7 +14,7 @@ import pytest
 from mitmproxy import exceptions, http
 from mitmproxy.test import taddons, tflow
 
-from pollwatch.addon import PollWatch
+from pollwatch.mitm.addon import PollWatch
 
 
 def make_flow(method: str, url: str, status: int, body: bytes | str = b"", headers: dict[str, str] | None = None,
@@ -175,12 +175,26 @@ async def test_invalid_header_bytes_do_not_break_storage(watch, tmp_path):
         assert db.execute("select count(*) from polls").fetchone()[0] == 1
 
 
-async def test_jobs_command_logs_the_job_table(watch, caplog):
+async def test_jobs_command_returns_one_line_per_job(watch):
     addon, tctx = watch
     await tctx.cycle(addon, create_flow())
-    with caplog.at_level(logging.INFO, logger="pollwatch"):
-        tctx.command(addon.jobs)
-    assert any("e-1" in r.getMessage() and "queued" in r.getMessage() for r in caplog.records)
+    lines = tctx.command(addon.jobs)
+    assert lines[0] == "1 job(s)" and lines[1].split()[:2] == ["e-1", "queued"]
+
+
+async def test_job_command_says_which_job_each_flow_belongs_to(watch):
+    addon, tctx = watch
+    creating, unrelated = create_flow(), tflow.tflow(resp=True)
+    await tctx.cycle(addon, creating)
+    await tctx.cycle(addon, unrelated)
+    key = next(iter(addon.tracker.jobs))
+    assert addon.job([creating, unrelated]) == [f"{creating.id} e-1 (key {key})", f"{unrelated.id} -"]
+
+
+def test_the_commands_are_registered_under_their_names():
+    addon = PollWatch()
+    with taddons.context(addon) as tctx:
+        assert {"pollwatch.jobs", "pollwatch.job"} <= set(tctx.master.commands.commands)
 
 
 async def test_error_flow_without_response_is_recorded_as_a_poll_without_state(watch):
@@ -235,8 +249,8 @@ async def test_changed_settings_keep_job_keys_unique(watch):
 
 
 async def test_a_large_gzip_body_is_only_inflated_as_far_as_the_excerpt(watch):
-    from pollwatch.adapter import observation_from_flow
-    from pollwatch.observation import BODY_EXCERPT_LIMIT
+    from pollwatch.mitm.flows import observation_from_flow
+    from pollwatch.core.observation import BODY_EXCERPT_LIMIT
 
     flow = poll_flow("running")
     flow.response.headers["content-encoding"] = "gzip"

@@ -13,11 +13,11 @@ from mitmproxy import io
 from mitmproxy.addons.savehar import SaveHar
 from mitmproxy.test import taddons
 
-from pollwatch.analysis import analyse
-from pollwatch.cli import main
+from pollwatch.sources.analysis import analyze_recordings
+from pollwatch.cli.app import main
 from pollwatch.demo import SCENARIOS
 from pollwatch.demo.runner import run_demo
-from pollwatch.readers import ReadError
+from pollwatch.sources.readers import ReadError
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "recordings"
 
@@ -38,7 +38,7 @@ def sessions(db: Path) -> int:
 # --- formats -----------------------------------------------------------------------------------
 
 def test_flow_file_gives_the_recorded_findings(tmp_path):
-    summary = analyse([RECORDINGS / "cached-status.flows"], tmp_path / "a.sqlite")
+    summary = analyze_recordings([RECORDINGS / "cached-status.flows"], tmp_path / "a.sqlite")
     codes, jobs = summary_of(tmp_path / "a.sqlite")
     assert codes == {"status-cacheable"} and jobs[0][1] == ["queued", "running", "succeeded"]
     assert summary.formats == {"flows": 1} and summary.jobs == 1
@@ -50,8 +50,8 @@ def test_har_exported_by_mitmproxy_gives_the_same_result_as_the_flow_file(tmp_pa
     with taddons.context():
         har = SaveHar().make_har(flows)
     (tmp_path / "etag.har").write_text(json.dumps(har))
-    analyse([tmp_path / "etag.har"], tmp_path / "har.sqlite")
-    analyse([RECORDINGS / "etag-stuck.flows"], tmp_path / "flows.sqlite")
+    analyze_recordings([tmp_path / "etag.har"], tmp_path / "har.sqlite")
+    analyze_recordings([RECORDINGS / "etag-stuck.flows"], tmp_path / "flows.sqlite")
     assert summary_of(tmp_path / "har.sqlite") == summary_of(tmp_path / "flows.sqlite")
 
 
@@ -82,7 +82,7 @@ def test_har_from_browser_cache_is_flagged(tmp_path):
                   started="2026-11-28T10:00:02.000Z", from_cache="memory"),
     ]}}
     (tmp_path / "devtools.har").write_text(json.dumps(har))
-    analyse([tmp_path / "devtools.har"], tmp_path / "h.sqlite")
+    analyze_recordings([tmp_path / "devtools.har"], tmp_path / "h.sqlite")
     codes, _ = summary_of(tmp_path / "h.sqlite")
     assert {"status-cacheable", "status-from-browser-cache"} <= codes
 
@@ -105,7 +105,7 @@ def test_vcr_cassette_uses_date_headers_and_keeps_order_within_a_second(tmp_path
         ("GET", op, 200, {"date": date}, {"status": "running"}),
         ("GET", op, 200, {"date": "Mon, 01 Mar 2021 19:49:35 GMT"}, {"status": "succeeded"}),
     ])))
-    summary = analyse([path], tmp_path / "c.sqlite")
+    summary = analyze_recordings([path], tmp_path / "c.sqlite")
     codes, jobs = summary_of(tmp_path / "c.sqlite")
     assert jobs == [("op-1", ["queued", "running", "succeeded"])] and codes == set()
     assert summary.synthetic_times == []
@@ -118,7 +118,7 @@ def test_cassette_without_dates_gets_synthetic_spacing_and_says_so(tmp_path):
         ("POST", "https://api.test/jobs", 202, {"Operation-Location": op}, None),
         ("GET", op, 200, {}, {"status": "running"}),
     ])))
-    summary = analyse([path], tmp_path / "n.sqlite")
+    summary = analyze_recordings([path], tmp_path / "n.sqlite")
     assert summary.synthetic_times == [str(path)]
     with sqlite3.connect(tmp_path / "n.sqlite") as conn:
         [(evidence,)] = conn.execute("select evidence from findings where code = 'polling-abandoned'").fetchall()
@@ -130,13 +130,13 @@ def test_folders_are_walked_and_other_files_skipped(tmp_path):
     for name in ("healthy", "cached-status"):
         (tmp_path / "in" / f"{name}.flows").write_bytes((RECORDINGS / f"{name}.flows").read_bytes())
     (tmp_path / "in" / "README.md").write_text("notes")
-    summary = analyse([tmp_path / "in"], tmp_path / "f.sqlite")
+    summary = analyze_recordings([tmp_path / "in"], tmp_path / "f.sqlite")
     assert len(summary.files) == 2 and summary.jobs == 2
 
 
 def test_analysis_is_deterministic(tmp_path):
     for name in ("one", "two"):
-        analyse([RECORDINGS / "replica-lag.flows", RECORDINGS / "slow-then-fast.flows"], tmp_path / f"{name}.sqlite")
+        analyze_recordings([RECORDINGS / "replica-lag.flows", RECORDINGS / "slow-then-fast.flows"], tmp_path / f"{name}.sqlite")
     assert summary_of(tmp_path / "one.sqlite") == summary_of(tmp_path / "two.sqlite")
 
 
@@ -147,7 +147,7 @@ def test_truncated_flow_file_is_a_one_line_error_naming_file_and_offset(tmp_path
     broken = tmp_path / "broken.flows"
     broken.write_bytes(data[: len(data) // 2])
     with pytest.raises(ReadError, match=r"broken\.flows: .* at byte \d+"):
-        analyse([broken], tmp_path / "x.sqlite")
+        analyze_recordings([broken], tmp_path / "x.sqlite")
 
 
 @pytest.mark.parametrize("name, content, message", [
@@ -161,12 +161,12 @@ def test_corrupt_inputs_are_one_line_errors(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(ReadError, match=message):
-        analyse([path], tmp_path / "x.sqlite")
+        analyze_recordings([path], tmp_path / "x.sqlite")
 
 
 def test_a_bad_file_leaves_the_database_as_it_was(tmp_path):
     db = tmp_path / "keep.sqlite"
-    analyse([RECORDINGS / "healthy.flows"], db)
+    analyze_recordings([RECORDINGS / "healthy.flows"], db)
     (tmp_path / "junk.har").write_text("{junk")
     result = CliRunner().invoke(main, ["analyze", str(RECORDINGS / "cached-status.flows"), str(tmp_path / "junk.har"),
                                        "--db", str(db)])
@@ -199,7 +199,7 @@ def test_analyze_json_summary(tmp_path):
 def test_a_live_demo_recording_analysed_offline_gives_the_same_jobs_states_and_findings(tmp_path):
     names = ["healthy", "cached-status", "replica-lag", "slow-then-fast", "wrong-env", "gives-up"]
     run = run_demo([SCENARIOS[n] for n in names], db=tmp_path / "live.sqlite", record=tmp_path / "live.flows")
-    analyse([run.record], tmp_path / "offline.sqlite")
+    analyze_recordings([run.record], tmp_path / "offline.sqlite")
     live_codes, live_jobs = summary_of(tmp_path / "live.sqlite")
     offline_codes, offline_jobs = summary_of(tmp_path / "offline.sqlite")
     assert offline_jobs == live_jobs
@@ -213,5 +213,5 @@ def test_a_har_with_unusable_urls_is_analysed_without_a_crash(tmp_path):
         har_entry("http://h:70000/x", 200, {"status": "running"}, started="2026-11-28T10:00:01.000Z"),
     ]}}
     (tmp_path / "odd.har").write_text(json.dumps(har))
-    summary = analyse([tmp_path / "odd.har"], tmp_path / "odd.sqlite")
+    summary = analyze_recordings([tmp_path / "odd.har"], tmp_path / "odd.sqlite")
     assert summary.exchanges == 2

@@ -20,7 +20,7 @@ from azure.core.polling import LROPoller  # noqa: E402
 from azure.core.polling.base_polling import LROBasePolling  # noqa: E402
 from azure.core.rest import HttpRequest  # noqa: E402
 
-from conftest import live_job_rows
+from helpers import live_job_rows, wait_for
 from pollwatch.demo.api import SampleAPI  # noqa: E402
 
 POLL_DELAY_S = 0.1          # LROBasePolling(timeout=...) is the delay between polls (no Retry-After sent)
@@ -90,7 +90,7 @@ def test_cacheable_operation_status_is_flagged(client, api, proxy):
     # requests has no HTTP cache, so this poller still finishes; a cache in between would not.
     assert poller.result(timeout=RESULT_TIMEOUT_S)["status"] == "Succeeded"
 
-    assert proxy.wait_for(f"status-cacheable job {job_id}:", 5), proxy.output()[-3000:]
+    assert wait_for(proxy, f"status-cacheable job {job_id}:", 5), proxy.output()[-3000:]
     rows = job_rows(proxy, job_id, lambda r: finished(r) and "status-cacheable" in r["findings"])
     assert "status-cacheable" in rows["findings"], rows
     assert rows["job"]["terminal_state"] == "succeeded"

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import live_job_rows
+from helpers import live_job_rows, wait_for
 from pollwatch.demo.api import STUCK_ETAG, SampleAPI
 
 CHROMIUM = shutil.which("chromium")
@@ -87,7 +87,7 @@ def test_max_age_status_is_answered_by_the_browser_cache_and_flagged(browser, pr
     assert shown["polls"] == PAGE_MAX_POLLS, shown
     assert shown["state"] in ("queued", "running"), shown
 
-    assert proxy.wait_for(f"status-cacheable job {job_id}:", 5), proxy.output()[-3000:]
+    assert wait_for(proxy, f"status-cacheable job {job_id}:", 5), proxy.output()[-3000:]
     rows = job_rows(proxy, job_id, lambda r: "status-cacheable" in r["findings"] and status_gets(r))
     assert "status-cacheable" in rows["findings"], rows
     # Almost every poll was answered from Chromium's cache and never reached the proxy: the UI
@@ -105,7 +105,7 @@ def test_stuck_etag_keeps_the_browser_on_queued_and_is_flagged(browser, proxy, a
     # Every revalidation got 304 for the ETag of the first (queued) answer.
     assert shown["polls"] == PAGE_MAX_POLLS, shown
     assert shown["state"] == "queued", shown
-    assert proxy.wait_for(f"status-not-modified job {job_id}:", 5), proxy.output()[-3000:]
+    assert wait_for(proxy, f"status-not-modified job {job_id}:", 5), proxy.output()[-3000:]
     rows = job_rows(proxy, job_id, lambda r: "status-not-modified" in r["findings"]
                     and len(status_gets(r)) >= shown["polls"])
     assert "status-not-modified" in rows["findings"], rows
@@ -120,7 +120,7 @@ def test_stuck_etag_keeps_the_browser_on_queued_and_is_flagged(browser, proxy, a
         response = other.get(api.url + shown["status_path"])
     assert response.status_code == 200 and response.json()["status"] == "succeeded", response.text
     assert response.headers["ETag"] == STUCK_ETAG
-    assert proxy.wait_for(f"etag-reused-across-states job {job_id}:", 5), proxy.output()[-3000:]
+    assert wait_for(proxy, f"etag-reused-across-states job {job_id}:", 5), proxy.output()[-3000:]
     rows = job_rows(proxy, job_id, lambda r: "etag-reused-across-states" in r["findings"])
     assert "etag-reused-across-states" in rows["findings"], rows
 

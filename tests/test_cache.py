@@ -2,8 +2,8 @@
 
 import pytest
 
-from pollwatch.cache import ServedBy, Verdict, analyse, freshness, hit_signals, parse_retry_after
-from pollwatch.observation import Headers
+from pollwatch.core.cache import ServedBy, Verdict, analyse, freshness, hit_signals, parse_retry_after
+from pollwatch.core.observation import Headers
 
 DATE = "Tue, 28 Nov 2026 16:00:00 GMT"
 ARRIVED = 1795881600.0  # the same instant

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pollwatch.analysis import analyse
+from pollwatch.sources.analysis import analyze_recordings
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "azure-sdk-cassettes"
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"shared corpus not found at {CORPUS}")
@@ -33,7 +33,7 @@ def operations_started(path: Path) -> int:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     db = tmp_path_factory.mktemp("corpus") / "corpus.sqlite"
-    analyse([CORPUS], db)
+    analyze_recordings([CORPUS], db)
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row
     yield conn

@@ -2,8 +2,9 @@
 
 import pytest
 
-from pollwatch.detection import Template, find_reference, is_job_creation, url_key
-from pollwatch.observation import Headers
+from pollwatch.core.references import Template, find_reference, is_job_creation
+from pollwatch.core.urls import url_key
+from pollwatch.core.observation import Headers
 
 CREATE = "https://api.test/v1/reports"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pollwatch.analysis import analyse
-from pollwatch.cli import main
-from pollwatch.diff import DiffError, diff
+from pollwatch.sources.analysis import analyze_recordings
+from pollwatch.cli.app import main
+from pollwatch.store.diff import DiffError, diff
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "recordings"
 
@@ -47,14 +47,14 @@ def test_a_job_against_itself_has_no_divergence():
 
 def test_an_ambiguous_id_prefix_is_refused(tmp_path):
     db = tmp_path / "lost.sqlite"
-    analyse([RECORDINGS / "lost-id.flows"], db)  # e-1001 and the mangled e-100x
+    analyze_recordings([RECORDINGS / "lost-id.flows"], db)  # e-1001 and the mangled e-100x
     with pytest.raises(DiffError, match=r"'e-100' matches 2 jobs: .*\(e-1001,.*\(e-100x,"):
         diff("e-100", "e-1001", db)
 
 
 def test_jobs_from_the_default_database_by_id(tmp_path):
     db = tmp_path / "lost.sqlite"
-    analyse([RECORDINGS / "lost-id.flows"], db)
+    analyze_recordings([RECORDINGS / "lost-id.flows"], db)
     result = diff("e-100x", "e-1001", db)
     assert (result["a"]["job_id"], result["b"]["job_id"]) == ("e-100x", "e-1001")
 

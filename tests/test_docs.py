@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pollwatch.findings import CATALOGUE
+from pollwatch.core.findings import CATALOGUE
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from conftest import LIVE_TIMING
+from helpers import LIVE_TIMING, wait_for
 from pollwatch.demo.api import SampleAPI
 
 TERMINAL = {"succeeded", "failed", "cancelled", "expired"}
@@ -65,7 +65,7 @@ def job_rows(proxy, job_id: str, timeout: float = 5.0):
 def settle(proxy, job_id, codes_expected=(), timeout=5.0):
     """Wait for the expected live lines, then give the writer one flush."""
     for code in codes_expected:
-        assert proxy.wait_for(f"{code} job {job_id}", timeout), proxy.output()[-3000:]
+        assert wait_for(proxy, f"{code} job {job_id}", timeout), proxy.output()[-3000:]
     time.sleep(0.7)
     return job_rows(proxy, job_id)
 
@@ -127,12 +127,18 @@ def test_failed_job_ends_failed_without_warnings(proxy, api, client):
 
 
 def test_database_is_readable_with_sqlite_utils_while_the_proxy_writes(proxy, api, client):
+    before = table_counts(proxy.db)
     create(client, api, "healthy")
     time.sleep(0.7)
-    out = subprocess.run([str(Path(sys.executable).with_name("sqlite-utils")), "tables", str(proxy.db), "--counts"], capture_output=True, text=True,
-                         check=True, timeout=30, env=None)
-    counts = {row["table"]: row["count"] for row in json.loads(out.stdout)}
-    assert counts["jobs"] >= 1 and counts["polls"] >= 1
+    after = table_counts(proxy.db)
+    assert after["jobs"] == before.get("jobs", 0) + 1 and after["polls"] > before.get("polls", 0)
+
+
+def table_counts(db: Path) -> dict[str, int]:
+    """Row counts as sqlite-utils reports them, read beside the writing proxy."""
+    out = subprocess.run([str(Path(sys.executable).with_name("sqlite-utils")), "tables", str(db), "--counts"],
+                         capture_output=True, text=True, check=True, timeout=30)
+    return {row["table"]: row["count"] for row in json.loads(out.stdout)}
 
 
 def test_no_secrets_reach_the_database(proxy, api, client, tmp_path):

@@ -8,21 +8,22 @@ import sqlite3
 import sys
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner
-from pollwatch import cli_query
-from pollwatch.analysis import analyse
-from pollwatch.cli_query import QUERY_COMMANDS, Since
-from pollwatch.query import iso
-from test_views import RECORDINGS, build_database
+from pollwatch.cli import query as cli_query
+from pollwatch.sources.analysis import analyze_recordings
+from pollwatch.cli.options import Since
+from pollwatch.cli.app import main
+from pollwatch.store.query import iso
+from helpers import RECORDINGS, build_database
+from test_views import SCENARIOS
 
-CLI = click.Group("pollwatch", commands={c.name: c for c in QUERY_COMMANDS})
+CLI = main  # the real group: it turns library errors into one line
 
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory) -> Path:
-    return build_database(tmp_path_factory.mktemp("query-cli") / "pollwatch.sqlite")
+    return build_database(tmp_path_factory.mktemp("query-cli") / "pollwatch.sqlite", SCENARIOS)
 
 
 def invoke(*args, **kw):
@@ -355,5 +356,5 @@ def test_jobs_table_adds_the_key_column_only_when_job_ids_repeat(db):
 
 def test_captured_text_is_shown_literally_not_read_as_markup(tmp_path):
     db = tmp_path / "markup.sqlite"
-    analyse([RECORDINGS / "healthy.flows"], db, label="[bold]release 2[/bold]")
+    analyze_recordings([RECORDINGS / "healthy.flows"], db, label="[bold]release 2[/bold]")
     assert "[bold]release 2[/bold]" in invoke("sessions", "--db", db).output

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pollwatch.demo import SCENARIOS
-from pollwatch.demo.proxy import analyse_recording
-from pollwatch.findings import CATALOGUE, Severity
+from helpers import read_through_mitmdump
+from pollwatch.core.findings import CATALOGUE, Severity
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "recordings"
 EXPECTED = sorted(RECORDINGS.glob("*.expected.json"))
@@ -25,7 +25,7 @@ def test_every_scenario_has_a_recording():
 def test_recording_reproduces_its_findings_and_states(expected_file, tmp_path):
     expected = json.loads(expected_file.read_text())
     db = tmp_path / "offline.sqlite"
-    analyse_recording(RECORDINGS / f"{expected['scenario']}.flows", db)
+    read_through_mitmdump(RECORDINGS / f"{expected['scenario']}.flows", db)
     with sqlite3.connect(db) as conn:
         codes = sorted({row[0] for row in conn.execute("select code from findings")})
         jobs = [{"job_id": j, "states": json.loads(s)}

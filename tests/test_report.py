@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pollwatch.analysis import analyse
-from pollwatch.cli_report import report
-from pollwatch.findings import CATALOGUE
-from pollwatch.report import CACHEABLE, CACHED_BY, DEFAULT_FULL, write_report
+from pollwatch.cli.app import main
+
+from pollwatch.sources.analysis import analyze_recordings
+from pollwatch.core.findings import CATALOGUE
+from pollwatch.report.page import CACHEABLE, CACHED_BY, DEFAULT_FULL, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = ROOT / "recordings"
@@ -43,9 +44,9 @@ def recorded(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("report-dbs")
     dbs = {name: folder / f"{name}.sqlite" for name in SCENARIOS}
     for name, db in dbs.items():
-        analyse([RECORDINGS / f"{name}.flows"], db)
+        analyze_recordings([RECORDINGS / f"{name}.flows"], db)
     dbs["all"] = folder / "all.sqlite"
-    analyse([RECORDINGS / f"{name}.flows" for name in SCENARIOS], dbs["all"])
+    analyze_recordings([RECORDINGS / f"{name}.flows" for name in SCENARIOS], dbs["all"])
     return dbs
 
 
@@ -156,7 +157,7 @@ def test_large_capture_collapses_healthy_jobs_into_a_table(big_report):
 
 
 def test_a_job_with_too_many_polls_is_thinned_but_keeps_its_state_changes(recorded, tmp_path, monkeypatch):
-    monkeypatch.setattr("pollwatch.report.MAX_MARKS", 6)
+    monkeypatch.setattr("pollwatch.report.page.MAX_MARKS", 6)
     db = recorded["healthy"]
     page = make(db, tmp_path)
     ((polls,),) = rows(db, "select count(*) from polls")
@@ -169,7 +170,7 @@ def test_a_job_with_too_many_polls_is_thinned_but_keeps_its_state_changes(record
 
 def test_cli_writes_the_report_and_says_so(recorded, tmp_path):
     out = tmp_path / "incident.html"
-    result = CliRunner().invoke(report, ["--db", str(recorded["lost-id"]), "-o", str(out), "--job", "e-100x"])
+    result = CliRunner().invoke(main, ["report", "--db", str(recorded["lost-id"]), "-o", str(out), "--job", "e-100x"])
     assert result.exit_code == 0, result.output
     assert f"wrote {out}: 1 job(s)" in result.output
     page = out.read_text()
@@ -183,7 +184,7 @@ def test_cli_writes_the_report_and_says_so(recorded, tmp_path):
 ])
 def test_cli_errors_are_one_line(recorded, tmp_path, args, message):
     base = ["--db", str(recorded["healthy"]), "-o", str(tmp_path / "r.html")]
-    result = CliRunner().invoke(report, base + args)
+    result = CliRunner().invoke(main, ["report", *base + args])
     assert result.exit_code == 1
     assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
 
@@ -192,7 +193,7 @@ def test_a_foreign_database_is_refused_in_one_line(tmp_path):
     db = tmp_path / "other.sqlite"
     with sqlite3.connect(db) as conn:
         conn.execute("create table customers (id int)")
-    result = CliRunner().invoke(report, ["--db", str(db), "-o", str(tmp_path / "r.html")])
+    result = CliRunner().invoke(main, ["report", "--db", str(db), "-o", str(tmp_path / "r.html")])
     assert result.exit_code == 1 and "not a pollwatch database" in result.output
     assert len(result.output.strip().splitlines()) == 1
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from conftest import API, Traffic, codes
-from pollwatch.config import Config
-from pollwatch.tracking import Tracker
+from helpers import API, Traffic, codes
+from pollwatch.core.config import Config
+from pollwatch.core.tracking import Tracker
 
 DATE_OLD = "Mon, 01 Jan 2024 00:00:00 GMT"
 
@@ -327,9 +327,9 @@ def test_memory_is_bounded_by_max_jobs():
         traffic.create(f"/api/exports/e-{i}", body={"id": f"e-{i}", "status": "queued"})
     tracker = traffic.tracker
     assert len(tracker.jobs) <= 5
-    assert {j.key for j in tracker._by_status_key.values()} == set(tracker.jobs)
-    assert {j.key for j in tracker._by_path.values()} == set(tracker.jobs)
-    assert {j.key for jobs in tracker._by_id.values() for j in jobs} == set(tracker.jobs)
+    assert {j.key for j in tracker.index._by_status_key.values()} == set(tracker.jobs)
+    assert {j.key for j in tracker.index._by_path.values()} == set(tracker.jobs)
+    assert {j.key for jobs in tracker.index._by_id.values() for j in jobs} == set(tracker.jobs)
 
 
 def test_404_from_another_host_is_not_job_missing(traffic):

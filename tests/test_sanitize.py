@@ -15,14 +15,15 @@ from urllib.parse import unquote_plus
 
 import pytest
 from click.testing import CliRunner
+
+from pollwatch.cli.app import main
 from mitmproxy import io
 from mitmproxy.io import har as mitmproxy_har
 
-from pollwatch.analysis import analyse
-from pollwatch.cli_share import sanitize as sanitize_command
-from pollwatch.pseudonymize import Pseudonymizer
-from pollwatch.readers import read
-from pollwatch.sanitize import redact_header_value, sanitize
+from pollwatch.sources.analysis import analyze_recordings
+from pollwatch.share.pseudonymize import Pseudonymizer
+from pollwatch.sources.readers import read
+from pollwatch.share.sanitize import redact_header_value, sanitize
 
 HERE = Path(__file__).resolve().parent
 RECORDINGS = HERE.parent / "recordings"
@@ -39,7 +40,7 @@ def planted_files(tmp_path_factory) -> dict[str, Path]:
 
 def shape(path: Path, db: Path) -> tuple[list[tuple[str, list[str]]], list[str]]:
     """Jobs (id, state sequence) in creation order and finding codes in time order."""
-    analyse([path], db)
+    analyze_recordings([path], db)
     with sqlite3.connect(db) as conn:
         jobs = [(j, json.loads(s)) for j, s in conn.execute(
             "select job_id, states from jobs order by created_at, cast(substr(key, instr(key, '/') + 1) as integer)")]
@@ -210,7 +211,7 @@ def test_custom_rules_redact_more(planted_files, tmp_path):
     rules.write_text('headers = ["X-Request-Id"]\nkeys = ["$.user.profile.card", "status"]\n'
                      'patterns = ["u-\\\\d{4}"]\n')
     output = tmp_path / "shared.flows"
-    result = CliRunner().invoke(sanitize_command, [str(planted_files["flows"]), "-o", str(output), "--rules",
+    result = CliRunner().invoke(main, ["sanitize", str(planted_files["flows"]), "-o", str(output), "--rules",
                                                    str(rules)])
     assert result.exit_code == 0, result.output
     raw = output.read_bytes()
@@ -219,8 +220,8 @@ def test_custom_rules_redact_more(planted_files, tmp_path):
 
 def test_dry_run_lists_what_and_where_without_writing(planted_files, tmp_path):
     output = tmp_path / "never.flows"
-    result = CliRunner().invoke(sanitize_command, [str(planted_files["flows"]), "-o", str(output), "--dry-run",
-                                                   "--report", "json"])
+    result = CliRunner().invoke(main, ["sanitize", str(planted_files["flows"]), "-o", str(output), "--dry-run",
+                                                   "--format", "json"])
     assert result.exit_code == 0, result.output
     hits = json.loads(result.stdout)
     where = {(h["flow"], h["location"]) for h in hits}
@@ -235,7 +236,7 @@ def test_refuses_to_overwrite_its_input(tmp_path):
     source = tmp_path / "in.flows"
     source.write_bytes((RECORDINGS / "healthy.flows").read_bytes())
     before = source.read_bytes()
-    result = CliRunner().invoke(sanitize_command, [str(source), "-o", str(tmp_path / "." / "in.flows")])
+    result = CliRunner().invoke(main, ["sanitize", str(source), "-o", str(tmp_path / "." / "in.flows")])
     assert result.exit_code == 1 and "is the input file" in result.output
     assert source.read_bytes() == before
 
@@ -250,6 +251,6 @@ def test_bad_input_is_one_line(args, message, tmp_path):
     rules.write_text('{"headers": "not a list", "oops": 1}')
     source = RECORDINGS / "healthy.flows"
     argv = [a.format(rules=rules, source=source) for a in args]
-    result = CliRunner().invoke(sanitize_command, argv)
+    result = CliRunner().invoke(main, ["sanitize", *argv])
     assert result.exit_code == 1 and message in result.output
     assert result.output.strip().count("\n") == 0

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pollwatch.analysis import analyse
-from pollwatch.cli_share import sanitize as sanitize_command
-from pollwatch.cli_share import scan
-from pollwatch.config import Config
-from pollwatch.detectors import Detectors, is_random
-from pollwatch.redact import is_sensitive_header, is_sensitive_key, is_sensitive_name
+from pollwatch.cli.app import main
+
+from pollwatch.sources.analysis import analyze_recordings
+from pollwatch.core.config import Config
+from pollwatch.share.secrets import Detectors, is_random
+from pollwatch.share.redact import is_sensitive_header, is_sensitive_key, is_sensitive_name
 
 HERE = Path(__file__).resolve().parent
 RECORDINGS = HERE.parent / "recordings"
@@ -30,7 +30,7 @@ def planted_files(tmp_path_factory) -> dict[str, Path]:
 
 
 def run_scan(*args: str) -> tuple[int, list[dict]]:
-    result = CliRunner().invoke(scan, [*args, "--format", "json"])
+    result = CliRunner().invoke(main, ["scan", *args, "--format", "json"])
     assert result.exit_code in (0, 1), result.output
     assert not any(value in result.output for value in planted.SECRETS.values())  # previews only
     return result.exit_code, json.loads(result.stdout)
@@ -49,7 +49,7 @@ def test_scan_finds_planted_secrets_and_passes_the_sanitized_copy(planted_files,
                                           "high-entropy", "auth-scheme", "known-token"}
     for fmt in ("flows", "har"):
         output = tmp_path / f"shared.{fmt}"
-        assert CliRunner().invoke(sanitize_command, [str(planted_files[kind]), "-o", str(output)]).exit_code == 0
+        assert CliRunner().invoke(main, ["sanitize", str(planted_files[kind]), "-o", str(output)]).exit_code == 0
         assert run_scan(str(output)) == (0, [])
 
 
@@ -61,7 +61,7 @@ def test_scan_reports_what_only_har_keeps(planted_files):
 
 
 def test_clean_recordings_scan_clean():
-    result = CliRunner().invoke(scan, [str(RECORDINGS)])
+    result = CliRunner().invoke(main, ["scan", str(RECORDINGS)])
     assert result.exit_code == 0, result.output
     assert "0 possible secret(s)" in result.output
 
@@ -74,7 +74,7 @@ def test_forbidden_rule_makes_sanitize_refuse(planted_files, tmp_path):
     assert run_scan(str(planted_files["flows"]), "--rules", str(rules))[0] == 1
     folder = tmp_path / "out"
     folder.mkdir()
-    result = CliRunner().invoke(sanitize_command, [str(planted_files["flows"]), "-o", str(folder / "shared.flows"),
+    result = CliRunner().invoke(main, ["sanitize", str(planted_files["flows"]), "-o", str(folder / "shared.flows"),
                                                    "--rules", str(rules)])
     assert result.exit_code == 1
     assert "refusing to write" in result.output and "forbidden" in result.output
@@ -85,8 +85,8 @@ def test_forbidden_rule_makes_sanitize_refuse(planted_files, tmp_path):
 
 def test_database_with_bodies_is_flagged_and_without_is_clean(planted_files, tmp_path):
     clean, bodies = tmp_path / "clean.sqlite", tmp_path / "bodies.sqlite"
-    analyse([planted_files["flows"]], clean)
-    analyse([planted_files["flows"]], bodies, config=Config(keep_bodies=True))
+    analyze_recordings([planted_files["flows"]], clean)
+    analyze_recordings([planted_files["flows"]], bodies, config=Config(keep_bodies=True))
     assert run_scan(str(clean)) == (0, [])
     code, hits = run_scan(str(bodies), str(clean))
     assert code == 1 and {(h["location"], h["rule"]) for h in hits} == {("body $.owner.email", "sensitive-key")}
@@ -97,7 +97,7 @@ def test_foreign_database_is_refused_in_one_line(tmp_path):
     foreign = tmp_path / "other.sqlite"
     with sqlite3.connect(foreign) as conn:
         conn.execute("create table things (name text)")
-    result = CliRunner().invoke(scan, [str(foreign)])
+    result = CliRunner().invoke(main, ["scan", str(foreign)])
     assert result.exit_code == 1 and "not a pollwatch database" in result.output
     assert result.output.strip().count("\n") == 0
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pollwatch.states import State, Vocabulary, read_done_flag, read_state_word, DEFAULT_STATE_FIELDS
+from pollwatch.core.states import State, Vocabulary, read_done_flag, read_state_word, DEFAULT_STATE_FIELDS
 
 
 @pytest.mark.parametrize("word, state", [

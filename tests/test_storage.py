@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from conftest import Traffic
-from pollwatch.storage import SCHEMA_VERSION, Session, StorageError, Store, connect
-from pollwatch.tracking import Tracker
+from helpers import Traffic
+from pollwatch.store.database import SCHEMA_VERSION, Session, StorageError, Store, connect
+from pollwatch.core.tracking import Tracker
 
 
 def run_job(store: Store, *, polls: int = 3) -> Traffic:
@@ -104,7 +104,7 @@ def test_a_file_that_is_not_sqlite_is_refused(tmp_path):
 
 
 def test_a_locked_database_loses_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr("pollwatch.storage.BUSY_TIMEOUT_MS", 100)
+    monkeypatch.setattr("pollwatch.store.database.BUSY_TIMEOUT_MS", 100)
     path = tmp_path / "pw.sqlite"
     connect(path).conn.close()
     errors: list[str] = []
@@ -140,7 +140,7 @@ def test_session_carries_label_and_settings(tmp_path):
 
 
 def test_a_database_locked_at_start_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("pollwatch.storage.BUSY_TIMEOUT_MS", 100)
+    monkeypatch.setattr("pollwatch.store.database.BUSY_TIMEOUT_MS", 100)
     path = tmp_path / "locked.sqlite"
     locker = sqlite3.connect(path)
     locker.execute("create table meta (key text)")

@@ -11,25 +11,17 @@ import time
 from pathlib import Path
 
 import pytest
-from pollwatch.analysis import analyse
-from pollwatch.storage import connect
-from pollwatch.views import METADATA_DATABASE, VIEWS, datasette_metadata, ensure_views
+from helpers import build_database
+from pollwatch.store.database import connect
+from pollwatch.store.views import METADATA_DATABASE, VIEWS, datasette_metadata, ensure_views
 
-RECORDINGS = Path(__file__).resolve().parent.parent / "recordings"
 SCENARIOS = ("healthy", "healthy-azure", "cached-status", "etag-stuck", "gives-up", "lost-id", "replica-lag",
              "shared-cache", "too-fast", "wrong-env")
 
 
-def build_database(path: Path, scenarios: tuple[str, ...] = SCENARIOS) -> Path:
-    """Each recording analysed as its own session, labelled with the scenario's name."""
-    for name in scenarios:
-        analyse([RECORDINGS / f"{name}.flows"], path, label=name)
-    return path
-
-
 @pytest.fixture(scope="module")
 def db(tmp_path_factory) -> Path:
-    return build_database(tmp_path_factory.mktemp("views") / "pollwatch.sqlite")
+    return build_database(tmp_path_factory.mktemp("views") / "pollwatch.sqlite", SCENARIOS)
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +155,7 @@ def test_job_timeline_names_the_findings_first_raised_on_each_exchange(conn):
 
 # --- Datasette metadata ----------------------------------------------------------------------------
 
-METADATA_PATH = Path(__file__).resolve().parent.parent / "addon" / "pollwatch" / "datasette_metadata.json"
+METADATA_PATH = Path(__file__).resolve().parent.parent / "addon" / "pollwatch" / "store" / "datasette_metadata.json"
 
 
 def test_datasette_metadata_is_valid_json_with_a_title_and_description():

@@ -4,9 +4,9 @@ Everything listens on 127.0.0.1 only and behaves deterministically, so the same
 scenarios serve the demo, the end-to-end tests and recorded sample sessions.
 """
 
-from .api import CONTRACTS, FAULTS, Phase, SampleAPI, Timing
-from .cache import SharedCache
-from .clients import (
+from pollwatch.demo.api import CONTRACTS, FAULTS, Phase, SampleAPI, Timing
+from pollwatch.demo.cache import SharedCache
+from pollwatch.demo.clients import (
     SCENARIOS,
     ClientOptions,
     PollOutcome,

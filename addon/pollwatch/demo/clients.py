@@ -24,8 +24,8 @@ from urllib.parse import urlencode
 
 import httpx
 
-from .api import CONTRACTS, SampleAPI
-from .cache import SharedCache
+from pollwatch.demo.api import CONTRACTS, SampleAPI
+from pollwatch.demo.cache import SharedCache
 
 __all__ = [
     "SCENARIOS",

@@ -9,33 +9,17 @@ from __future__ import annotations
 import os
 import queue
 import re
-import shutil
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from ..cli import SCRIPT
+from pollwatch.errors import ProxyError
+from pollwatch.mitm import mitmdump
 
 LISTENING = re.compile(r"proxy listening at (?:\*|[\d.]+|\[[^\]]*\]):(\d+)")
 
-
-class ProxyError(RuntimeError):
-    pass
-
-
-def mitmdump_command() -> list[str]:
-    """mitmdump from the same environment as this Python (a venv's bin), else from PATH."""
-    beside = Path(sys.executable).with_name("mitmdump")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("mitmdump")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "from mitmproxy.tools.main import mitmdump; mitmdump()"]
 
 
 class ProxyProcess:
@@ -45,15 +29,11 @@ class ProxyProcess:
                  extra_args: Sequence[str] = (), on_line: Callable[[str], None] | None = None) -> None:
         """`db` None runs mitmdump without pollwatch (a baseline for benchmarks)."""
         self.db = Path(db) if db is not None else None
-        args = [*mitmdump_command(), "--listen-host", "127.0.0.1", "-p", "0",
-                "--set", "termlog_verbosity=info", "--set", "flow_detail=0"]
-        if db is not None:
-            args += ["-s", str(SCRIPT), "--set", f"pollwatch_db={db}"]
+        args = [*mitmdump.executable(), *mitmdump.watch_args(db=db),
+                *mitmdump.sets(["termlog_verbosity=info", "flow_detail=0"])]
         if record is not None:
             args += ["-w", str(record)]
-        for option in options:
-            args += ["--set", option]
-        self.args = [*args, *extra_args]
+        self.args = [*args, *mitmdump.sets(options), *extra_args]
         self.lines: list[str] = []
         self.port: int | None = None
         self._on_line = on_line
@@ -97,15 +77,6 @@ class ProxyProcess:
                 self._on_line(line)
         self._port_found.put(None)
 
-    def wait_for(self, text: str, timeout: float = 10.0) -> bool:
-        """Wait until a printed line contains `text` (live warnings arrive asynchronously)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(text in line for line in self.lines):
-                return True
-            time.sleep(0.05)
-        return False
-
     def stop(self, timeout: float = 15.0) -> int | None:
         """Ask mitmdump to shut down cleanly (so the addon flushes), then wait."""
         if self._process is None:
@@ -130,17 +101,3 @@ class ProxyProcess:
 
     def output(self) -> str:
         return "\n".join(self.lines)
-
-
-def analyse_recording(flows: str | Path, db: str | Path, options: Sequence[str] = (), timeout: float = 120) -> str:
-    """Feed a recorded flow file through the addon (`mitmdump -nr FILE -s pollwatch`); returns
-    mitmdump's output. The database gets one session with the recording's jobs and findings."""
-    args = [*mitmdump_command(), "-n", "-r", str(flows), "-s", str(SCRIPT), "--set", f"pollwatch_db={db}",
-            "--set", "flow_detail=0"]
-    for option in options:
-        args += ["--set", option]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                          env=os.environ | {"PYTHONUNBUFFERED": "1"})
-    if done.returncode != 0:
-        raise ProxyError(f"mitmdump -nr {flows} failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return done.stdout

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 
-from .api import SampleAPI, Timing
-from .cache import SharedCache
-from .clients import PollOutcome, Scenario, run_scenario
-from .proxy import ProxyProcess
+from pollwatch.demo.api import SampleAPI, Timing
+from pollwatch.demo.cache import SharedCache
+from pollwatch.demo.clients import PollOutcome, Scenario, run_scenario
+from pollwatch.demo.proxy import ProxyProcess
 
 WARN_LEVELS = ("info", "warning", "error")
 IDLE_AFTER_SCENARIOS = 2.5  # long enough for the live abandoned-polling check to fire

@@ -1,0 +1,110 @@
+"""`pollwatch demo`: the sample job API with real polling faults, watched live."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from pollwatch.cli.options import db_option
+from pollwatch.cli.render import SEVERITY_STYLE
+
+
+def command_name() -> str:
+    """How this user runs pollwatch: `pollwatch` when that is what PATH finds, else the path they
+    used (a fresh clone has it only in `.venv/bin`)."""
+    invoked = Path(sys.argv[0])
+    if invoked.name != "pollwatch":  # not the console script (python -m, a test runner)
+        return "pollwatch"
+    on_path = shutil.which("pollwatch")
+    if on_path and Path(on_path).resolve() == invoked.resolve():
+        return "pollwatch"
+    return os.path.relpath(invoked)
+
+
+@click.command()
+@click.option("--scenario", "names", multiple=True, metavar="NAME",
+              help="Run only this fault mode (repeatable). Default: all of them, one job each.")
+@click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
+@db_option("pollwatch-demo.sqlite", "Database to fill (replaced).")
+@click.option("--record", default="pollwatch-demo.flows", show_default=True, type=click.Path(dir_okay=False),
+              help="mitmproxy flow file to record the traffic into (replaced).")
+def demo(names: tuple[str, ...], list_only: bool, db: str, record: str) -> None:
+    """Watch pollwatch catch real polling bugs: a sample job API with faults, real clients,
+    a real mitmdump with the addon, all on loopback."""
+    from pollwatch.demo import SCENARIOS
+    from pollwatch.demo.runner import LineFeed, run_demo
+
+    console = Console(highlight=False)
+    if list_only:
+        table = Table(title="demo scenarios")
+        for column in ("scenario", "what happens", "pollwatch should say"):
+            table.add_column(column, overflow="fold")
+        for s in SCENARIOS.values():
+            table.add_row(s.name, s.description, ", ".join(s.expected_codes) or "[green]nothing[/]")
+        console.print(table)
+        return
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise click.BadParameter(f"unknown scenario {', '.join(unknown)}; see `pollwatch demo --list`",
+                                 param_hint="--scenario")
+    chosen = [SCENARIOS[n] for n in names] if names else list(SCENARIOS.values())
+
+    def show(level: str, text: str) -> None:
+        console.print(f"    [{SEVERITY_STYLE[level]}]{level:<7}[/] {text}", soft_wrap=True)
+
+    def announce(scenario) -> None:
+        console.print(f"[bold]▶ {scenario.name}[/]  [dim]{scenario.description}[/]")
+
+    console.print(f"[bold]pollwatch demo[/]: {len(chosen)} scenario(s) through mitmdump + pollwatch, on 127.0.0.1\n")
+    run = run_demo(chosen, db=Path(db), record=Path(record), on_line=LineFeed(show), on_scenario=announce)
+    console.print()
+    console.print(_demo_table(run))
+    console.print(f"\nDatabase: [bold]{Path(db).resolve()}[/]\nRecording: [bold]{Path(record).resolve()}[/]\n")
+    console.print("Next, try:")
+    pollwatch = command_name()
+    for command, what in (
+        (f"pollwatch jobs --db {db}", "every job with its state sequence"),
+        (f"pollwatch warnings --db {db}", "every finding with its fix (--format json for scripts)"),
+        (f"pollwatch show {_first_flagged(run)} --db {db}", "one job's timeline and a support block for the incident"),
+        (f"pollwatch report --db {db} -o pollwatch-demo.html", "every timeline as pictures in one HTML file"),
+        (f'sqlite-utils query {db} "select * from finding_counts"', "plain SQL over the tables and views"),
+        (f"pollwatch analyze {record} --db offline.sqlite", "the recording through the same engine, offline"),
+        (f"pollwatch diff {record}:{_first_flagged(run)} {record}:{_first_healthy(run)}",
+         "a failing job next to a healthy one"),
+        (f"mitmweb -r {record}", "the recorded flows, marked and commented, in mitmproxy's UI"),
+    ):
+        if command.startswith("pollwatch "):
+            command = pollwatch + command.removeprefix("pollwatch")
+        console.print(f"  [cyan]{escape(command)}[/]\n      [dim]{what}[/]")
+    if not run.ok:
+        raise SystemExit(1)
+
+
+def _first_flagged(run) -> str:
+    return next((j["job_id"] for r in run.results if r.codes for j in r.jobs), "JOB")
+
+
+def _first_healthy(run) -> str:
+    return next((j["job_id"] for r in run.results if not r.codes for j in r.jobs), "JOB")
+
+
+def _demo_table(run) -> Table:
+    table = Table(title="what pollwatch found")
+    for column in ("scenario", "states", "expected", "found", ""):
+        table.add_column(column, overflow="fold")
+    for r in run.results:
+        states = " | ".join(" → ".join(j["states"]) or "-" for j in r.jobs) or "-"
+        found = ", ".join(sorted(r.codes)) or "[green]nothing[/]"
+        verdict = "[green]✓[/]" if r.ok else f"[red]✗ {r.error or ''}{' missing ' + ', '.join(sorted(r.missing)) if r.missing else ''}[/]"
+        table.add_row(r.scenario.name, states, ", ".join(r.scenario.expected_codes) or "nothing", found, verdict)
+    return table
+
+
+COMMANDS: tuple[click.Command, ...] = (demo,)

@@ -1,0 +1,123 @@
+"""`pollwatch analyze` and `pollwatch diff`: recordings through the live engine, offline."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from pollwatch.cli.options import db_option, format_option
+from pollwatch.cli.progress import progress_bar
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@db_option(help="Database to add the analysis to (as a new session).")
+@click.option("--label", default=None, help="Session label (default: the file names).")
+@format_option
+def analyze(paths: tuple[str, ...], db: str, label: str | None, fmt: str) -> None:
+    """Analyse recorded traffic with the same engine as the live proxy.
+
+    PATHS are mitmproxy flow files, HAR exports (browser dev tools; `_fromCache` honoured) and
+    VCR.py / pytest-recording cassettes; folders are walked. The result is one new session in
+    the database: query it with `pollwatch jobs` and `pollwatch warnings`.
+    """
+    from pollwatch.sources.analysis import analyze_recordings
+
+    with progress_bar("analysing", show_from=1000) as on_progress:
+        summary = analyze_recordings(paths, db, label=label, on_progress=on_progress)
+    if fmt == "json":
+        click.echo(summary.model_dump_json(indent=2))
+        return
+    for path in summary.synthetic_times:
+        Console(stderr=True).print(f"[yellow]note[/]: {path} has no timestamps; exchanges were spaced 1 s apart")
+    click.echo(summary.line())
+
+
+@click.command("diff")
+@click.argument("failing")
+@click.argument("known_good")
+@db_option(help="Database for references without a source.")
+@format_option
+def diff_command(failing: str, known_good: str, db: str, fmt: str) -> None:
+    """Compare a failing job with a known-good one and show where they first diverge.
+
+    Each job is JOB (an id prefix in --db), DB.sqlite:JOB, or RECORDING:JOB (a flow file,
+    HAR or cassette, analysed first). Example:
+    `pollwatch diff recordings/cached-status.flows:e-1001 recordings/healthy.flows:e-1001`
+    """
+    from pollwatch.store.diff import diff
+
+    result = diff(failing, known_good, db)
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+        return
+    _print_diff(result)
+
+
+def _print_diff(result: dict[str, Any]) -> None:
+    console = Console(highlight=False)
+    a, b = result["a"], result["b"]
+    first = result["first_divergence"]
+    table = Table(title="failing (A) vs known-good (B)")
+    table.add_column("#", justify="right")
+    for side in ("A", "B"):
+        for column in ("+s", "status", "state", "cache"):
+            table.add_column(f"{side} {column}", overflow="fold")
+    for row in result["timeline"]:
+        cells = []
+        for side in ("a", "b"):
+            poll, other = row[side], row["b" if side == "a" else "a"]
+            for field in ("offset", "status", "state", "cache"):
+                value = "" if poll is None else str(poll[field] if field != "offset" else f"{poll[field]:+.2f}")
+                differs = field != "offset" and (other is None or poll is None or poll[field] != other[field])
+                cells.append(f"[bold red]{value}[/]" if differs and value else value)
+        table.add_row(str(row["poll"]), *cells)
+    for label, side in (("A", a), ("B", b)):
+        console.print(f"[bold]{label}[/] {side['label']}: job {side['job_id']}, {side['polls']} poll(s), "
+                      f"states {' → '.join(side['states']) or '-'}\n    {side['status_url']}")
+    console.print(table)
+    if first is None:
+        console.print("[green]no divergence[/]: same status URL shape, host, cache headers, status codes, states and timing")
+    else:
+        console.print(f"[bold red]first divergence[/]: {first['aspect']} at {first['where']}: "
+                      f"A {first['a']!r} vs B {first['b']!r}")
+        for other in result["divergences"][1:]:
+            console.print(f"  also: {other['aspect']} at {other['where']}: A {other['a']!r} vs B {other['b']!r}")
+
+
+def _print_diff(result: dict[str, Any]) -> None:
+    console = Console(highlight=False)
+    a, b = result["a"], result["b"]
+    first = result["first_divergence"]
+    table = Table(title="failing (A) vs known-good (B)")
+    table.add_column("#", justify="right")
+    for side in ("A", "B"):
+        for column in ("+s", "status", "state", "cache"):
+            table.add_column(f"{side} {column}", overflow="fold")
+    for row in result["timeline"]:
+        cells = []
+        for side in ("a", "b"):
+            poll, other = row[side], row["b" if side == "a" else "a"]
+            for field in ("offset", "status", "state", "cache"):
+                value = "" if poll is None else str(poll[field] if field != "offset" else f"{poll[field]:+.2f}")
+                differs = field != "offset" and (other is None or poll is None or poll[field] != other[field])
+                cells.append(f"[bold red]{value}[/]" if differs and value else value)
+        table.add_row(str(row["poll"]), *cells)
+    for label, side in (("A", a), ("B", b)):
+        console.print(f"[bold]{label}[/] {side['label']}: job {side['job_id']}, {side['polls']} poll(s), "
+                      f"states {' → '.join(side['states']) or '-'}\n    {side['status_url']}")
+    console.print(table)
+    if first is None:
+        console.print("[green]no divergence[/]: same status URL shape, host, cache headers, status codes, states and timing")
+    else:
+        console.print(f"[bold red]first divergence[/]: {first['aspect']} at {first['where']}: "
+                      f"A {first['a']!r} vs B {first['b']!r}")
+        for other in result["divergences"][1:]:
+            console.print(f"  also: {other['aspect']} at {other['where']}: A {other['a']!r} vs B {other['b']!r}")
+
+
+COMMANDS: tuple[click.Command, ...] = (analyze, diff_command)

@@ -1,0 +1,38 @@
+"""How pollwatch's commands print: one table style for people, JSON for scripts, one palette."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
+STATE_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "magenta", "expired": "magenta",
+               "running": "blue", "queued": "white", "unknown": "dim"}
+
+Cell = str | Text
+"""A table cell: `str` is shown as it is (captured data is never read as rich markup), `Text` as styled."""
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Cell]]) -> Table:
+    """The one table style of the commands."""
+    out = Table(title=Text(title), title_justify="left")
+    for column in columns:
+        out.add_column(column, overflow="fold")
+    for row in rows:
+        out.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in row))
+    return out
+
+
+def emit(rows: list[dict[str, Any]], fmt: str, title: str, columns: Sequence[str],
+         cells: Callable[[dict[str, Any]], list[Cell]]) -> None:
+    """JSON for scripts (the rows as they are), or a rich table for people."""
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    Console().print(table(f"{len(rows)} {title}", columns, map(cells, rows)))

@@ -1,0 +1,116 @@
+"""Finding a job again: the lookups that tie a poll to a job (exact status URL, path, ids in the
+URL, learnt status-URL templates), and the bound on how many jobs are remembered."""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from typing import NamedTuple
+
+from pollwatch.core.job import Job
+from pollwatch.core.observation import Observation
+from pollwatch.core.references import JobReference, Template
+from pollwatch.core.urls import origin_of, path_key, split, url_key, url_tokens
+
+POLL_METHODS = frozenset({"GET", "HEAD"})
+MIN_ID_LENGTH = 3      # shorter ids ("7", "42") appear in too many unrelated URLs to match on
+MAX_TEMPLATES = 256    # learnt status-URL shapes; per-user URL families must not grow it forever
+
+
+class Match(NamedTuple):
+    """How a request was tied to a job; `job` None means it fits a template for `unknown_id`."""
+
+    job: Job | None
+    matched_by: str
+    unknown_id: str | None = None
+
+
+class JobIndex:
+    """Every remembered job, in creation order, with the lookups polls are matched through."""
+
+    def __init__(self, templates: list[Template], max_jobs: int) -> None:
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self.active: dict[str, Job] = {}  # jobs the lifecycle rules still have to judge
+        self.templates = list(templates)
+        self._learnt: set[tuple[str, ...]] = {t.segments for t in templates}
+        self._max_jobs = max_jobs
+        self._by_status_key: dict[str, Job] = {}
+        self._by_path: dict[str, Job | None] = {}  # None: several jobs share the path
+        self._by_id: dict[str, list[Job]] = {}
+
+    def match_poll(self, obs: Observation) -> Match | None:
+        """The job a GET/HEAD polls, most exact lookup first; None when it names no job."""
+        if obs.method.upper() not in POLL_METHODS:
+            return None
+        job = self._by_status_key.get(url_key(obs.url))
+        if job is not None:
+            return Match(job, "canonical")
+        job = self._by_path.get(path_key(obs.url))
+        if job is not None:
+            return Match(job, "same-path")
+        candidates = [j for token in url_tokens(obs.url) for j in self._by_id.get(token, ())]
+        if candidates:
+            origin = origin_of(obs.url)
+            same_host = [j for j in candidates if j.host == origin]
+            if same_host:
+                job = same_host[-1]
+                return Match(job, "first-poll" if job.status_url is None else "job-id")
+            # On another host only the job's own status path counts: the same id in some other
+            # URL there (an image, a page number) says nothing about this job.
+            path = split(obs.url).path
+            elsewhere = [j for j in candidates if j.status_url and split(j.status_url).path == path]
+            if elsewhere:
+                return Match(elsewhere[-1], "job-id")
+        for template in self.templates:
+            unknown = template.match(obs.url)
+            if unknown is not None:
+                return Match(None, "template", unknown)
+        return None
+
+    def add(self, job: Job, ref: JobReference) -> None:
+        """Remember a new job under its status URL, its ids and (learnt) its URL template."""
+        self.jobs[job.key] = job
+        if ref.status_url and ref.job_id:
+            self.index_status_url(job, ref.status_url)
+            template = Template.learn(ref.status_url, ref.job_id)
+            if template is not None and template.segments not in self._learnt and len(self._learnt) < MAX_TEMPLATES:
+                self._learnt.add(template.segments)
+                self.templates.append(template)
+        for alias in ref.aliases:
+            if len(alias) >= MIN_ID_LENGTH:
+                self._by_id.setdefault(alias, []).append(job)
+        self.active[job.key] = job
+        self._evict()
+
+    def index_status_url(self, job: Job, url: str) -> None:
+        self._by_status_key[url_key(url)] = job
+        path = path_key(url)
+        # A path shared by several jobs (/status?job=a1, /status?job=b2) names none of them.
+        self._by_path[path] = job if self._by_path.get(path, job) is job else None
+
+    def _evict(self) -> None:
+        """Bound memory on long sessions: forget the oldest jobs, finished ones first."""
+        excess = len(self.jobs) - self._max_jobs
+        if excess <= 0:
+            return
+        excess += self._max_jobs // 10  # evict a tenth at once: the scan is not paid per job
+        done = [j for j in self.jobs.values() if j.finished or j.abandoned][:excess]
+        chosen = {j.key for j in done}
+        oldest = itertools.islice((j for j in self.jobs.values() if j.key not in chosen), excess - len(done))
+        for job in [*done, *oldest]:
+            self._forget(job)
+
+    def _forget(self, job: Job) -> None:
+        del self.jobs[job.key]
+        self.active.pop(job.key, None)
+        if job.status_url:
+            for index, key in ((self._by_status_key, url_key(job.status_url)),
+                               (self._by_path, path_key(job.status_url))):
+                if index.get(key) is job:
+                    del index[key]
+        for alias in job.aliases:
+            remaining = [j for j in self._by_id.get(alias, ()) if j is not job]
+            if remaining:
+                self._by_id[alias] = remaining
+            else:
+                self._by_id.pop(alias, None)

@@ -1,0 +1,114 @@
+"""What pollwatch remembers about one job while traffic flows, and how a delivered state changes it."""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from pollwatch.core.findings import Finding
+from pollwatch.core.observation import Observation
+from pollwatch.core.records import JobSnapshot
+from pollwatch.core.states import State
+
+RECENT_POLLS = 16
+MAX_ETAGS = 64  # ETags remembered per job
+
+
+class RecentPoll(NamedTuple):
+    request_ts: float
+    response_ts: float
+    state: State
+
+
+@dataclass
+class Job:
+    """One job: its identity, the states delivered to clients, its polls and its findings so far."""
+
+    key: str
+    job_id: str
+    aliases: list[str]
+    status_url: str | None
+    host: str
+    created_at: float
+    created_by: str
+    reference_source: str
+    create_method: str | None = None
+    create_url: str | None = None
+    create_status: int | None = None
+    create_flow_id: str | None = None
+    monitor: bool = False  # a Location-style monitor: 200/204 without a state field means done
+    operation_ids: dict[str, str] = field(default_factory=dict)
+    states: list[State] = field(default_factory=list)
+    last_state: State | None = None
+    max_state: State | None = None
+    state_since: float | None = None
+    terminal_state: State | None = None
+    terminal_at: float | None = None
+    terminal_seen_by: dict[str | None, float] = field(default_factory=dict)  # client -> when it got a terminal state
+    ended: str | None = None  # "missing" when the server lost the job
+    abandoned: bool = False
+    polls: int = 0
+    polls_after_terminal: int = 0
+    last_poll_at: float | None = None
+    last_activity: float = 0.0
+    retry_after: float | None = None  # the latest Retry-After any client got: the server's rhythm
+    retry_after_for: dict[str | None, tuple[float, float]] = field(default_factory=dict)  # client -> (s, when)
+    etags: dict[str, State] = field(default_factory=dict)
+    recent: deque[RecentPoll] = field(default_factory=lambda: deque(maxlen=RECENT_POLLS))
+    intervals: deque[float] = field(default_factory=lambda: deque(maxlen=8))
+    counts: dict[str, Finding] = field(default_factory=dict)
+    updated_at: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.terminal_state is not None or self.ended is not None
+
+    def expected_interval(self) -> float | None:
+        """How often this client polls: median recent interval, else the server's Retry-After."""
+        if len(self.intervals) >= 2:
+            return statistics.median(self.intervals)
+        return self.retry_after
+
+    def overtaking_poll(self, obs: Observation, state: State) -> RecentPoll | None:
+        """A poll sent after this one but answered before it, with a later state."""
+        # Any client: a browser polling with setInterval spreads its polls over several
+        # connections, and it is one client all the same.
+        for poll in self.recent:
+            if (poll.request_ts > obs.request_ts and poll.response_ts <= obs.response_ts
+                    and (poll.state.rank or 0) > (state.rank or 0)):
+                return poll
+        return None
+
+    def deliver(self, state: State, ts: float) -> bool:
+        """Record a state reaching the client; True if it differs from the previous one."""
+        changed = state is not self.last_state
+        if changed:
+            self.states.append(state)
+            self.state_since = ts
+        self.last_state = state
+        if state.rank is not None and (self.max_state is None or state.rank > (self.max_state.rank or 0)):
+            self.max_state = state
+        if state.terminal and (self.terminal_state is not state):
+            self.terminal_state, self.terminal_at = state, ts
+        return changed
+
+    def remember_etag(self, etag: str, state: State) -> None:
+        """The state first sent with `etag` (bounded: the oldest tags are forgotten)."""
+        self.etags.setdefault(etag, state)
+        if len(self.etags) > MAX_ETAGS:
+            del self.etags[next(iter(self.etags))]
+
+    def snapshot(self) -> JobSnapshot:
+        return JobSnapshot(
+            key=self.key, job_id=self.job_id, status_url=self.status_url, host=self.host,
+            created_at=self.created_at, created_by=self.created_by,  # type: ignore[arg-type]
+            create_method=self.create_method, create_url=self.create_url, create_status=self.create_status,
+            create_flow_id=self.create_flow_id, reference_source=self.reference_source,
+            operation_ids=dict(self.operation_ids), states=[s.value for s in self.states],
+            last_state=self.last_state.value if self.last_state else None,
+            terminal_state=self.terminal_state.value if self.terminal_state else None,
+            terminal_at=self.terminal_at, polls=self.polls, polls_after_terminal=self.polls_after_terminal,
+            last_poll_at=self.last_poll_at, updated_at=self.updated_at,
+        )

@@ -1,0 +1,28 @@
+"""Is an unknown job id a corrupted copy of a known one? A small, capped edit distance says so."""
+
+from __future__ import annotations
+
+
+def closest_id(unknown: str, known: list[str]) -> str | None:
+    """A known id within a small edit distance: the unknown one is probably a corrupted copy."""
+    best, best_distance = None, max(2, len(unknown) // 4) + 1
+    for candidate in reversed(known):  # newest first: the likeliest to be the one just lost
+        if abs(len(candidate) - len(unknown)) >= best_distance:
+            continue
+        distance = edit_distance(unknown.lower(), candidate.lower(), best_distance)
+        if distance < best_distance:
+            best, best_distance = candidate, distance
+    return best
+
+
+def edit_distance(a: str, b: str, cap: int) -> int:
+    """Levenshtein distance of `a` and `b`, or `cap` as soon as it cannot be smaller."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        if min(current) >= cap:
+            return cap
+        previous = current
+    return previous[-1]

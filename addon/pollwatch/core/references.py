@@ -1,0 +1,184 @@
+"""Recognising jobs and their status URLs.
+
+A job is born from a 202 (or a 201/200 carrying an async-operation header). Its reference may
+sit in a header, in a body field or in a link; this module finds it and names the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from pydantic import BaseModel
+
+from pollwatch.core.observation import Headers
+from pollwatch.core.states import lookup
+from pollwatch.core.urls import path_segments, query_values, url_tokens
+
+ASYNC_HEADERS = ("operation-location", "azure-asyncoperation")
+REFERENCE_HEADERS = ("operation-location", "azure-asyncoperation", "location", "content-location")
+ID_FIELDS = ("id", "jobId", "job_id", "operationId", "operation_id", "name")
+LINK_FIELDS = ("href", "statusUrl", "status_url", "links.status", "_links.self.href", "links.self",
+               "_links.status.href")
+GENERIC_SEGMENTS = frozenset({"status", "state", "result", "results", "operation", "progress", "poll", "pending"})
+ID_HEADERS = (
+    "x-request-id", "x-correlation-id", "request-id", "traceparent", "x-ms-request-id",
+    "x-ms-client-request-id", "operation-id", "x-amzn-requestid", "apim-request-id",
+)
+
+
+class JobReference(BaseModel):
+    """What a creating response says about the job it started."""
+
+    job_id: str | None
+    status_url: str | None
+    source: str  # where the reference came from: a header name, a body field, or "none"
+    aliases: list[str]  # every id the response gave for the job (job id first)
+
+
+ID_PARAMS = frozenset({"id", "job", "jobid", "job_id", "operation", "operationid", "operation_id", "requestid",
+                       "request_id", "task", "taskid", "task_id"})
+
+
+def id_from_url(url: str) -> str | None:
+    """The URL's last non-empty path segment, skipping generic words like `status`; for a
+    generic path (`/status?job=a1`) the value of an id-named query parameter."""
+    segments = path_segments(url)
+    if not segments or segments[-1].lower() in GENERIC_SEGMENTS:
+        for name, value in query_values(url):
+            if name.lower() in ID_PARAMS:
+                return value
+    for segment in reversed(segments):
+        if segment.lower() not in GENERIC_SEGMENTS:
+            return segment
+    return segments[-1] if segments else None
+
+
+def is_job_creation(status: int | None, headers: Headers, extra_headers: Sequence[str] = ()) -> bool:
+    """202 to any method, or 200/201 with an async-operation header."""
+    if status == 202:
+        return True
+    if status in (200, 201):
+        return any(h in headers for h in (*ASYNC_HEADERS, *extra_headers))
+    return False
+
+
+def find_reference(
+    request_url: str,
+    headers: Headers,
+    document: Mapping[str, Any] | None,
+    *,
+    extra_headers: Sequence[str] = (),
+    extra_id_fields: Sequence[str] = (),
+) -> JobReference:
+    """The job a creating response refers to: status URL first, then ids from the body."""
+    status_url, source = None, "none"
+    for name in (*extra_headers, *REFERENCE_HEADERS):
+        status_url = _resolve(request_url, headers.get(name.lower()))
+        if status_url:
+            source = name.lower()
+            break
+    if status_url is None and document is not None:
+        for path in LINK_FIELDS:
+            status_url = _resolve(request_url, lookup(document, path))
+            if status_url:
+                source = f"body.{path}"
+                break
+
+    body_ids = _body_ids(document, (*extra_id_fields, *ID_FIELDS)) if document is not None else []
+    job_id: str | None = None
+    if status_url is not None:
+        tokens = set(url_tokens(status_url))
+        confirmed = [i for i in body_ids if i in tokens] + _confirming_values(document, tokens)
+        job_id = confirmed[0] if confirmed else id_from_url(status_url)
+    elif body_ids:
+        job_id = body_ids[0]
+        source = "body"
+    aliases = list(dict.fromkeys([i for i in [job_id, *body_ids] if i]))
+    return JobReference(job_id=job_id, status_url=status_url, source=source, aliases=aliases)
+
+
+def _resolve(base: str, reference: object) -> str | None:
+    """A reference resolved against the request URL; None when it is empty or not a usable URL
+    (an unclosed IPv6 literal, a port that is no port)."""
+    if not isinstance(reference, str) or not reference.strip():
+        return None
+    try:
+        url = urljoin(base, reference.strip())
+        urlsplit(url).port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return None
+    return url
+
+
+def self_reference(url: str) -> JobReference:
+    """A resource that answers 202 to GET while it is computed is its own status monitor."""
+    job_id = id_from_url(url) or url
+    return JobReference(job_id=job_id, status_url=url, source="request-url", aliases=[])
+
+
+def _body_ids(document: Mapping[str, Any], fields: Sequence[str]) -> list[str]:
+    ids = []
+    for path in fields:
+        value = lookup(document, path)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        value = value.strip()
+        if path == "name":
+            if "/" not in value:  # only Google-style `operations/{id}` names identify a job
+                continue
+            value = value.rstrip("/").rsplit("/", 1)[-1]
+        ids.append(value)
+    return ids
+
+
+def _confirming_values(document: Mapping[str, Any] | None, tokens: set[str]) -> list[str]:
+    """Top-level id fields (`reportId`, `request_id`...) whose value appears in the status URL.
+    Only id-named fields: a `location: eastus` also appears in Azure operation URLs."""
+    if document is None:
+        return []
+    return [str(v) for k, v in document.items() if k.lower().endswith("id") and isinstance(v, str | int)
+            and not isinstance(v, bool) and str(v) in tokens and len(str(v)) >= 2]
+
+
+class Template(BaseModel):
+    """A status-URL pattern such as `/v1/reports/status/{id}` (path only, any host)."""
+
+    segments: tuple[str, ...]
+    id_index: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Template":
+        segments = tuple(path_segments(text if text.startswith(("http://", "https://")) else "http://x" + text))
+        if "{id}" not in segments:
+            raise ValueError(f"status-URL template {text!r} has no {{id}} segment")
+        return cls(segments=segments, id_index=segments.index("{id}"))
+
+    @classmethod
+    def learn(cls, status_url: str, job_id: str) -> "Template | None":
+        segments = path_segments(status_url)
+        if job_id not in segments:
+            return None
+        index = len(segments) - 1 - segments[::-1].index(job_id)
+        return cls(segments=tuple("{id}" if i == index else s for i, s in enumerate(segments)), id_index=index)
+
+    def match(self, url: str) -> str | None:
+        """The id this URL names if it fits the template, else None."""
+        segments = path_segments(url)
+        if len(segments) != len(self.segments):
+            return None
+        for i, (want, got) in enumerate(zip(self.segments, segments)):
+            if i != self.id_index and want != got:
+                return None
+        return segments[self.id_index]
+
+    def __str__(self) -> str:
+        return "/" + "/".join(self.segments)
+
+
+def request_ids(headers: Headers, names: Sequence[str] = ()) -> dict[str, str]:
+    """Operation and request ids worth keeping for support tickets."""
+    return {name: headers[name] for name in (*ID_HEADERS, *(n.lower() for n in names)) if name in headers}

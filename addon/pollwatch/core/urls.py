@@ -1,0 +1,57 @@
+"""URL identity: when two URLs name the same status resource, and where ids sit in a URL.
+
+Comparisons are made on canonical keys (origin with explicit port, decoded path, sorted query),
+so `HTTP://Api:80/a?b=1&a=2` and `http://api/a?a=2&b=1` are the same status URL.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit
+
+
+def split(url: str) -> SplitResult:
+    """urlsplit that never raises: a malformed URL (bad IPv6 literal) splits as a bare path."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return SplitResult("", "", url, "", "")
+
+
+def origin_of(url: str) -> str:
+    """scheme://host:port with the default port made explicit, for host comparisons. A port that
+    is out of range or not a number is kept as written."""
+    parts = split(url)
+    scheme = parts.scheme.lower() or "http"
+    try:
+        port: int | str | None = parts.port
+    except ValueError:
+        port = parts.netloc.rpartition(":")[2]
+    port = port or (443 if scheme == "https" else 80)
+    host = (parts.hostname or "").lower()
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def path_key(url: str) -> str:
+    """Origin and decoded path, without the query: the same resource asked differently."""
+    return f"{origin_of(url)}{unquote(split(url).path) or '/'}"
+
+
+def url_key(url: str) -> str:
+    """Canonical form of a URL for equality: origin, decoded path, sorted query parameters."""
+    parts = split(url)
+    query = "&".join(f"{quote(k)}={quote(v)}" for k, v in sorted(parse_qsl(parts.query, keep_blank_values=True)))
+    path = unquote(parts.path) or "/"
+    return f"{origin_of(url)}{path}?{query}"
+
+
+def path_segments(url: str) -> list[str]:
+    return [unquote(s) for s in split(url).path.split("/") if s]
+
+
+def url_tokens(url: str) -> list[str]:
+    """Whole path segments and query values: where a job id may appear in a poll URL."""
+    return path_segments(url) + [v for _, v in query_values(url)]
+
+
+def query_values(url: str) -> list[tuple[str, str]]:
+    return parse_qsl(split(url).query, keep_blank_values=False)

@@ -1,0 +1,232 @@
+"""The mitmproxy addon: adapts flows, feeds the core, stores results, warns live.
+
+Hooks stay thin: every decision is made by `Tracker`. Nothing here may alter, drop or delay a
+flow; an internal error is counted and reported once, and the flow passes on untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+
+from mitmproxy import command, ctx, exceptions, flowfilter, http
+from mitmproxy import flow as mflow
+from pydantic import ValidationError
+
+from pollwatch.mitm.compat import create_task
+from pollwatch.mitm.flows import observation_from_flow
+from pollwatch.core.config import Config
+from pollwatch.errors import StorageError, first_line
+from pollwatch.core.findings import Finding, Severity
+from pollwatch.core.records import Update
+from pollwatch.store.database import Session, Store
+from pollwatch.core.tracking import Tracker
+
+log = logging.getLogger("pollwatch")
+
+LEVELS = {Severity.INFO: logging.INFO, Severity.WARNING: logging.WARNING, Severity.ERROR: logging.ERROR}
+MARKS = {Severity.INFO: ":information_source:", Severity.WARNING: ":warning:", Severity.ERROR: ":no_entry:"}
+CORE_OPTIONS = {
+    "pollwatch_id_fields", "pollwatch_status_headers", "pollwatch_templates", "pollwatch_state_fields",
+    "pollwatch_states", "pollwatch_id_headers", "pollwatch_abandon_after", "pollwatch_stuck_after",
+    "pollwatch_stale_date", "pollwatch_keep_bodies",
+}
+TICK_SECONDS = 1.0
+PREFIX = "[pollwatch]"
+"""Every log line pollwatch writes starts with this."""
+FLOWS_REMEMBERED = 100_000
+"""Flow id -> job key pairs kept for `pollwatch.job` (the oldest are forgotten first)."""
+
+
+class PollWatch:
+    """Watches every flow (or those `pollwatch_filter` selects) for async-job traffic."""
+
+    def __init__(self) -> None:
+        self.session = Session()
+        self._serial = itertools.count(1)  # job numbers stay unique when settings rebuild the tracker
+        self.tracker = Tracker(key_prefix=self.session.id + "/", serial=self._serial)
+        self.store: Store | None = None
+        self.filter: flowfilter.TFilter | None = None
+        self.internal_errors = 0
+        self.seen_live = False
+        self._ticker: asyncio.Task | None = None
+        self._flow_jobs: OrderedDict[str, str] = OrderedDict()  # flow id -> job key
+
+    def load(self, loader) -> None:
+        add = loader.add_option
+        add("pollwatch_db", str, "pollwatch.sqlite", "SQLite file for jobs, polls and findings; empty to keep nothing.")
+        add("pollwatch_session", str | None, None, "Label for this capture session in the database.")
+        add("pollwatch_filter", str | None, None, "Only watch flows matching this filter expression (e.g. '~d api.example.com').")
+        add("pollwatch_id_fields", Sequence[str], [], "Extra JSON fields (dotted paths) that name a job id.")
+        add("pollwatch_status_headers", Sequence[str], [], "Extra response headers that carry a status URL.")
+        add("pollwatch_templates", Sequence[str], [], "Status-URL templates such as /v1/reports/status/{id}.")
+        add("pollwatch_state_fields", Sequence[str], [], "Extra JSON fields (dotted paths) holding the job state.")
+        add("pollwatch_states", Sequence[str], [], "Extra state words as WORD=STATE (queued, running, succeeded, failed, cancelled, expired).")
+        add("pollwatch_id_headers", Sequence[str], [], "Extra request/operation id headers to record.")
+        add("pollwatch_abandon_after", int, 60, "Seconds without a poll before a non-terminal job is called abandoned.")
+        add("pollwatch_stuck_after", int, 300, "Seconds in one non-terminal state before stuck-non-terminal.")
+        add("pollwatch_stale_date", int, 5, "A Date header older than the response's arrival by this many seconds is stale.")
+        add("pollwatch_keep_bodies", bool, False, "Store response body excerpts in the database (they may hold secrets).")
+        add("pollwatch_annotate", bool, True, "Mark and comment flows that carry findings.")
+
+    def configure(self, updated: set[str]) -> None:
+        if updated & CORE_OPTIONS:
+            if self.tracker.jobs:
+                log.info(f"{PREFIX} settings changed: job tracking starts afresh")
+            self.tracker = Tracker(self._config(), key_prefix=self.session.id + "/", serial=self._serial)
+            self.session.settings = self.tracker.config.model_dump()
+        if "pollwatch_filter" in updated:
+            self.filter = self._parse_filter(ctx.options.pollwatch_filter)
+        if "pollwatch_db" in updated or "pollwatch_session" in updated:
+            self._open_store()
+
+    def running(self) -> None:
+        if self._ticker is None:
+            self._ticker = create_task(self._tick_forever(), name="pollwatch lifecycle ticker")
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._observe(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._observe(flow)
+
+    def done(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        with self._guard():
+            self._announce(self.tracker.finish())
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        if self.internal_errors:
+            log.error(f"{PREFIX} {self.internal_errors} internal error(s) while watching; traffic was not affected.")
+
+    @command.command("pollwatch.jobs")
+    def jobs(self) -> Sequence[str]:
+        """The jobs pollwatch is tracking, one line each: id, states, polls, status URL."""
+        lines = [f"{len(self.tracker.jobs)} job(s)"]
+        for job in self.tracker.jobs.values():
+            states = " > ".join(s.value for s in job.states) or "-"
+            lines.append(f"{job.job_id:<24} {states:<40} polls={job.polls:<4} {job.status_url or '-'}")
+        return lines
+
+    @command.command("pollwatch.job")
+    def job(self, flows: Sequence[mflow.Flow]) -> Sequence[str]:
+        """Which job each flow belongs to: `FLOW-ID JOB-ID (key KEY)`, or `FLOW-ID -` for none."""
+        lines = []
+        for f in flows:
+            job = self.tracker.jobs.get(self._flow_jobs.get(f.id, ""))
+            lines.append(f"{f.id} {job.job_id} (key {job.key})" if job else f"{f.id} -")
+        return lines
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _observe(self, flow: http.HTTPFlow) -> None:
+        with self._guard():
+            if self.filter is not None and not self.filter(flow):
+                return
+            self.seen_live = self.seen_live or flow.live
+            update = self.tracker.observe(observation_from_flow(flow))
+            if update is None:
+                return
+            if update.job is not None:
+                self._remember(flow.id, update.job.key)
+            if self.store is not None:
+                self.store.submit(update)
+            self._annotate(flow, update)
+            for finding in update.new_findings:
+                self._log(finding, live=flow.live)
+
+    def _remember(self, flow_id: str, job_key: str) -> None:
+        self._flow_jobs[flow_id] = job_key
+        if len(self._flow_jobs) > FLOWS_REMEMBERED:
+            self._flow_jobs.popitem(last=False)
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            if self.seen_live:
+                with self._guard():
+                    self._announce(self.tracker.tick(time.time()))
+
+    def _announce(self, findings: list[Finding]) -> None:
+        if not findings:
+            return
+        if self.store is not None:
+            self.store.submit_findings(findings)
+        for finding in findings:
+            if not finding.is_repeat:
+                self._log(finding)
+
+    def _annotate(self, flow: http.HTTPFlow, update: Update) -> None:
+        if not ctx.options.pollwatch_annotate:
+            return
+        notes = []
+        if update.poll is not None and update.poll.kind == "create" and update.job is not None:
+            notes.append(f"pollwatch: job {update.job.job_id} -> {update.job.status_url}")
+        if update.findings:
+            worst = max((f.severity for f in update.findings), key=lambda s: s.rank)
+            flow.marked = MARKS[worst]
+            notes += [f"pollwatch {f.severity.value}: {f.code}: {f.message}" for f in update.findings]
+        if notes:
+            flow.comment = "\n".join(filter(None, [flow.comment, *notes]))
+
+    @staticmethod
+    def _log(finding: Finding, *, live: bool = True) -> None:
+        """One line per finding. Recorded flows (`mitmdump -nr`) are replayed during mitmproxy's
+        start-up, when an ERROR record makes mitmdump exit; there errors are logged at WARNING
+        level (the line still says `error:`)."""
+        level = LEVELS[finding.severity] if live else min(LEVELS[finding.severity], logging.WARNING)
+        log.log(level, f"{PREFIX} {finding.severity.value}: {finding.line()}")
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Never let a pollwatch bug reach the traffic: count it, report the first one."""
+        try:
+            yield
+        except Exception:
+            self.internal_errors += 1
+            if self.internal_errors == 1:
+                log.exception(f"{PREFIX} internal error (the flow passed unchanged; further errors are only counted)")
+
+    def _config(self) -> Config:
+        o = ctx.options
+        try:
+            return Config(
+                id_fields=list(o.pollwatch_id_fields), status_headers=list(o.pollwatch_status_headers),
+                templates=list(o.pollwatch_templates), state_fields=list(o.pollwatch_state_fields),
+                states=Config.parse_state_pairs(list(o.pollwatch_states)), id_headers=list(o.pollwatch_id_headers),
+                abandon_after=o.pollwatch_abandon_after, stuck_after=o.pollwatch_stuck_after,
+                stale_date_after=o.pollwatch_stale_date, keep_bodies=o.pollwatch_keep_bodies,
+            )
+        except (ValidationError, ValueError) as exc:
+            raise exceptions.OptionsError(f"pollwatch: {first_line(exc)}") from exc
+
+    def _open_store(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        path = ctx.options.pollwatch_db
+        if not path:
+            return
+        self.session.label = ctx.options.pollwatch_session
+        try:
+            self.store = Store(path, self.session).start()
+        except StorageError as exc:
+            raise exceptions.OptionsError(str(exc)) from exc
+        log.info(f"{PREFIX} recording jobs to {path} (session {self.session.id})")
+
+    @staticmethod
+    def _parse_filter(expression: str | None) -> flowfilter.TFilter | None:
+        if not expression:
+            return None
+        try:
+            return flowfilter.parse(expression)
+        except ValueError as exc:
+            raise exceptions.OptionsError(f"pollwatch_filter: {exc}") from exc

@@ -1,5 +1,0 @@
-"""Loaded by `pollwatch run` as `mitmdump -s` script; same as addon/pollwatch_addon.py."""
-
-from pollwatch.addon import PollWatch
-
-addons = [PollWatch()]

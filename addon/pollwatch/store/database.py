@@ -1,0 +1,279 @@
+"""SQLite persistence of sessions, jobs, polls, transitions and findings (through sqlite-utils).
+
+The proxy never waits on disk: `Store.submit` only queues; one writer thread batches rows into a
+transaction at least once a second. Only allow-listed headers reach the database (the core
+already picked them); bodies are stored only when the user asks for them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from pydantic import BaseModel, Field
+
+from pollwatch.errors import StorageError
+from pollwatch import __version__
+from pollwatch.core.findings import Finding
+from pollwatch.core.records import JobSnapshot, PollRecord, Transition, Update
+from pollwatch.core.observation import clean_text
+from pollwatch.share.redact import redact_text
+from pollwatch.store.views import ensure_views
+
+SCHEMA_VERSION = 1
+FLUSH_INTERVAL = 0.5
+BUSY_TIMEOUT_MS = 5000
+TABLES = ("meta", "sessions", "jobs", "polls", "transitions", "findings")
+
+log = logging.getLogger("pollwatch")
+
+
+
+class Session(BaseModel):
+    id: str = Field(default_factory=lambda: time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6])
+    started_at: float = Field(default_factory=time.time)
+    ended_at: float | None = None
+    source: str = "live"
+    label: str | None = None
+    version: str = __version__
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating if needed) a pollwatch database and check its schema version."""
+    try:
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db = sqlite_utils.Database(conn)
+        tables = set(db.table_names())
+    except sqlite3.OperationalError as exc:
+        raise StorageError(f"{path}: cannot open the database ({exc}); is another program holding a lock on it?") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"{path}: not a usable SQLite database ({exc})") from exc
+    if tables and "meta" not in tables:
+        raise StorageError(f"{path}: not a pollwatch database (it has tables {', '.join(sorted(tables)[:5])})")
+    if "meta" in tables:
+        row = conn.execute("select value from meta where key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StorageError(f"{path}: written by a newer pollwatch (schema {version}, this one reads "
+                               f"up to {SCHEMA_VERSION}); upgrade pollwatch to use it")
+        if version < 1:
+            raise StorageError(f"{path}: pollwatch schema version missing; not a pollwatch database")
+        ensure_views(conn)
+        return db
+    _create_schema(db)
+    ensure_views(db.conn)
+    return db
+
+
+COLUMNS: dict[str, dict[str, type]] = {
+    "sessions": {"id": str, "started_at": float, "ended_at": float, "source": str, "label": str,
+                 "version": str, "settings": str},
+    "jobs": {
+        "key": str, "session_id": str, "job_id": str, "status_url": str, "host": str, "created_at": float,
+        "created_by": str, "create_method": str, "create_url": str, "create_status": int,
+        "create_flow_id": str, "reference_source": str, "operation_ids": str, "states": str,
+        "last_state": str, "terminal_state": str, "terminal_at": float, "polls": int,
+        "polls_after_terminal": int, "last_poll_at": float, "updated_at": float,
+    },
+    "polls": {
+        "id": int, "session_id": str, "job_key": str, "flow_id": str, "kind": str, "matched_by": str,
+        "method": str, "url": str, "status": int, "request_ts": float, "response_ts": float,
+        "raw_state": str, "state": str, "state_source": str, "cache_verdict": str,
+        "freshness_lifetime": float, "served_by": str, "response_cache_headers": str,
+        "request_cache_headers": str, "retry_after": float, "ids": str, "body_sha256": str,
+        "client": str, "body": str,
+    },
+    "transitions": {"id": int, "session_id": str, "job_key": str, "flow_id": str, "from_state": str,
+                    "to_state": str, "ts": float},
+    "findings": {"key": str, "session_id": str, "job_key": str, "job_id": str, "flow_id": str, "code": str,
+                 "severity": str, "ts": float, "message": str, "evidence": str, "count": int},
+}
+PRIMARY_KEYS = {"sessions": "id", "jobs": "key", "polls": "id", "transitions": "id", "findings": "key"}
+FOREIGN_KEYS = {
+    "jobs": [("session_id", "sessions", "id")],
+    "polls": [("session_id", "sessions", "id"), ("job_key", "jobs", "key")],
+    "transitions": [("session_id", "sessions", "id"), ("job_key", "jobs", "key")],
+    "findings": [("session_id", "sessions", "id"), ("job_key", "jobs", "key")],
+}
+INDEXES = {"jobs": [["session_id"], ["job_id"]], "polls": [["job_key", "response_ts"], ["session_id"]],
+           "transitions": [["job_key", "ts"]], "findings": [["job_key"], ["code"], ["session_id", "ts"]]}
+
+
+def _create_schema(db: sqlite_utils.Database) -> None:
+    db.enable_wal()
+    with db.conn:
+        db["meta"].create({"key": str, "value": str}, pk="key")
+        db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})
+        for table, columns in COLUMNS.items():
+            db[table].create(columns, pk=PRIMARY_KEYS[table], foreign_keys=FOREIGN_KEYS.get(table, []))
+            for index in INDEXES.get(table, []):
+                db[table].create_index(index)
+
+
+def _write_sql(table: str) -> tuple[str, list[str]]:
+    """INSERT (or upsert on the primary key) with named parameters: prepared once, run per batch.
+    Cheaper than sqlite-utils' per-call introspection on the writer's busy path."""
+    pk = PRIMARY_KEYS[table]
+    autoincrement = COLUMNS[table][pk] is int
+    columns = [c for c in COLUMNS[table] if not (autoincrement and c == pk)]
+    sql = f"insert into {table} ({', '.join(columns)}) values ({', '.join(':' + c for c in columns)})"
+    if not autoincrement:
+        sql += f" on conflict({pk}) do update set " + ", ".join(f"{c} = excluded.{c}" for c in columns if c != pk)
+    return sql, columns
+
+
+WRITE_SQL = {table: _write_sql(table) for table in COLUMNS}
+
+
+class _Batch:
+    """Rows waiting for the next transaction; later snapshots of a job or finding replace earlier."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.polls: list[dict[str, Any]] = []
+        self.transitions: list[dict[str, Any]] = []
+        self.findings: dict[str, dict[str, Any]] = {}
+        self.session: dict[str, Any] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.jobs or self.polls or self.transitions or self.findings or self.session)
+
+
+class Store:
+    """Owns the database file for one session; thread-safe `submit`, background writes."""
+
+    def __init__(self, path: str | Path, session: Session | None = None, *,
+                 on_error: Callable[[str], None] | None = None) -> None:
+        self.path = Path(path)
+        self.session = session or Session()
+        self._on_error = on_error or (lambda message: log.error(message))
+        self._pending: deque[tuple[str, Any]] = deque()  # appends are atomic; no wake-up per row
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error_reported = False
+        self.write_errors = 0
+        self.rows_written = 0
+        connect(self.path).conn.close()  # fail now, with a clear message, not in the writer thread
+
+    # --- producer side (any thread, never blocks) ---------------------------------------------
+
+    def start(self) -> "Store":
+        self._pending.append(("session", self.session.model_dump()))
+        self._thread = threading.Thread(target=self._run, name="pollwatch-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    def submit(self, update: Update) -> None:
+        self._pending.append(("update", update))
+
+    def submit_findings(self, findings: Iterable[Finding]) -> None:
+        self._pending.extend(("finding", finding) for finding in findings)
+
+    def close(self) -> None:
+        """Write everything queued, mark the session ended, stop the writer."""
+        if self._thread is None:
+            return
+        self.session.ended_at = time.time()
+        self._pending.append(("session", self.session.model_dump()))
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self._thread = None
+
+    def __enter__(self) -> "Store":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writer thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        """Every FLUSH_INTERVAL: take all pending rows, write them in one transaction. Sleeping
+        between flushes (instead of waking for each row) keeps the proxy's CPU for traffic."""
+        db = connect(self.path)
+        batch = _Batch()
+        while True:
+            stopping = self._stop.wait(FLUSH_INTERVAL)
+            while self._pending:
+                self._add(batch, *self._pending.popleft())
+            if batch and self._write(db, batch):
+                batch = _Batch()
+            if stopping:
+                break
+        for _ in range(10):  # last chance: a locked database gets a few more tries before giving up
+            if not batch or self._write(db, batch):
+                break
+            time.sleep(0.5)
+        db.conn.close()
+
+    def _add(self, batch: _Batch, kind: str, item: Any) -> None:
+        sid = self.session.id
+        if kind == "session":
+            batch.session = _jsonable(item)
+        elif kind == "finding":
+            batch.findings[item.key] = _finding_row(item, sid)
+        else:
+            update: Update = item
+            if update.job is not None:
+                batch.jobs[update.job.key] = _job_row(update.job, sid)
+            if update.poll is not None:
+                batch.polls.append(_poll_row(update.poll, sid))
+            batch.transitions += [_transition_row(t, sid) for t in update.transitions]
+            for finding in update.findings:
+                batch.findings[finding.key] = _finding_row(finding, sid)
+
+    def _write(self, db: sqlite_utils.Database, batch: _Batch) -> bool:
+        try:
+            with db.conn:
+                for table, rows in (("sessions", [batch.session] if batch.session else []),
+                                    ("jobs", batch.jobs.values()), ("polls", batch.polls),
+                                    ("transitions", batch.transitions), ("findings", batch.findings.values())):
+                    sql, columns = WRITE_SQL[table]
+                    db.conn.executemany(sql, [{c: row.get(c) for c in columns} for row in rows])
+        except Exception as exc:  # noqa: BLE001 - the writer must outlive any bad row or locked file
+            self.write_errors += 1
+            if not self._error_reported:
+                self._error_reported = True
+                self._on_error(f"[pollwatch] cannot write to {self.path}: {exc}; keeping rows in memory and retrying")
+            return False
+        self.rows_written += len(batch.jobs) + len(batch.polls) + len(batch.transitions) + len(batch.findings)
+        return True
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """A row ready for SQLite: nested values as JSON, URLs in any text with secrets redacted."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict | list):
+            value = json.dumps(value, sort_keys=True)
+        out[key] = redact_text(clean_text(value)) if isinstance(value, str) else value
+    return out
+
+
+def _job_row(job: JobSnapshot, session_id: str) -> dict[str, Any]:
+    return _jsonable(job.model_dump()) | {"session_id": session_id}
+
+
+def _poll_row(poll: PollRecord, session_id: str) -> dict[str, Any]:
+    return _jsonable(poll.model_dump()) | {"session_id": session_id}
+
+
+def _transition_row(transition: Transition, session_id: str) -> dict[str, Any]:
+    return _jsonable(transition.model_dump()) | {"session_id": session_id}
+
+
+def _finding_row(finding: Finding, session_id: str) -> dict[str, Any]:
+    row = _jsonable(finding.model_dump())
+    row["severity"] = finding.severity.value
+    return row | {"session_id": session_id}

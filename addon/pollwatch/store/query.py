@@ -1,0 +1,207 @@
+"""Read-side of the database: the rows behind `pollwatch jobs`, `warnings`, `show` and `sessions`.
+
+The JSON shapes returned here are contracts that scripts rely on; add fields, never rename.
+Filters are SQL over the views of `views.py`, so the CLI and plain SQL give the same answers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pollwatch.core.findings import Severity
+from pollwatch.errors import QueryError
+from pollwatch.store.database import StorageError, connect
+from pollwatch.store.views import ensure_views
+
+SEVERITIES = tuple(s.value for s in Severity)  # least to most severe
+"""Least to most severe: `--severity warning` means warning and error."""
+
+
+
+def open_database(path: str | Path) -> sqlite3.Connection:
+    """A read connection to an existing pollwatch database, or a one-line StorageError."""
+    if not Path(path).exists():
+        raise StorageError(f"{path}: no such database (run `pollwatch run --db {path}` or `pollwatch demo` first)")
+    conn = connect(path).conn
+    ensure_views(conn)  # databases written before the views existed get them on first read
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC with milliseconds: unambiguous in an incident ticket."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Where:
+    """AND-ed SQL conditions with their parameters, built from whichever filters were given."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.args: list[Any] = []
+
+    def add(self, clause: str, *args: Any) -> None:
+        self.clauses.append(clause)
+        self.args.extend(args)
+
+    def prefix(self, column: str, value: str) -> None:
+        """`column` starts with `value`, literally (no LIKE wildcards, case-sensitive)."""
+        self.add(f"substr({column}, 1, length(?)) = ?", value, value)
+
+    @property
+    def sql(self) -> str:
+        return " where " + " and ".join(self.clauses) if self.clauses else ""
+
+
+def _split_codes(codes: str | None) -> list[str]:
+    return codes.split(", ") if codes else []
+
+
+def list_jobs(conn: sqlite3.Connection, session: str | None = None, *, state: str | None = None,
+              terminal: bool | None = None, host: str | None = None, has_finding: bool = False,
+              code: str | None = None, since: float | None = None, stuck_after: float | None = None,
+              key: str | None = None) -> list[dict[str, Any]]:
+    """Jobs matching every filter given, oldest first; with `stuck_after`, only non-terminal jobs
+    idle at least that many seconds (see the `stuck_jobs` view), longest idle first."""
+    where = _Where()
+    for value, clause in ((session, "s.session_id = ?"), (state, "s.last_state = ?"), (key, "s.key = ?"),
+                          (host, "instr(lower(s.host), lower(?)) > 0"), (since, "s.created_at >= ?"),
+                          (stuck_after, "st.idle_seconds >= ?"),
+                          (code, "exists (select 1 from findings f where f.job_key = s.key and f.code = ?)")):
+        if value is not None:
+            where.add(clause, value)
+    if terminal is not None:
+        where.add(f"s.terminal_state is {'not ' if terminal else ''}null")
+    if has_finding:
+        where.add("s.findings > 0")
+    order = "st.idle_seconds desc, s.key" if stuck_after is not None else "s.created_at, s.key"
+    rows = conn.execute(f"""
+        select s.*, j.created_by, st.idle_seconds, st.last_seen_at
+        from job_summary s join jobs j on j.key = s.key left join stuck_jobs st on st.key = s.key
+        {where.sql} order by {order}""", where.args).fetchall()
+    return [_job(r) for r in rows]
+
+
+def _job(r: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "job_id": r["job_id"], "status_url": r["status_url"], "host": r["host"], "created_at": r["created_at"],
+        "states": json.loads(r["states"] or "[]"), "terminal_state": r["terminal_state"], "polls": r["polls"],
+        "last_state": r["last_state"], "polls_after_terminal": r["polls_after_terminal"],
+        "created_by": r["created_by"], "findings": r["findings"], "session_id": r["session_id"], "key": r["key"],
+        "terminal_at": r["terminal_at"], "last_poll_at": r["last_poll_at"], "codes": _split_codes(r["codes"]),
+        "findings_by_severity": {s: r[f"{s}s"] for s in SEVERITIES},
+        "idle_seconds": r["idle_seconds"],
+    }
+
+
+def list_findings(conn: sqlite3.Connection, session: str | None = None, *, code: str | None = None,
+                  severity: str | None = None, job: str | None = None, job_key: str | None = None,
+                  since: float | None = None) -> list[dict[str, Any]]:
+    """Findings matching every filter: `severity` is a minimum, `job` a prefix of the job id or key."""
+    where = _Where()
+    for value, clause in ((session, "session_id = ?"), (code, "code = ?"), (job_key, "job_key = ?"),
+                          (since, "ts >= ?")):
+        if value is not None:
+            where.add(clause, value)
+    if severity is not None:
+        allowed = SEVERITIES[SEVERITIES.index(severity):]
+        where.add(f"severity in ({', '.join('?' * len(allowed))})", *allowed)
+    if job is not None:
+        where.add("(substr(job_id, 1, length(?)) = ? or substr(job_key, 1, length(?)) = ?)", *[job] * 4)
+    rows = conn.execute(f"select * from findings{where.sql} order by ts, key", where.args).fetchall()
+    return [{
+        "code": r["code"], "severity": r["severity"], "job_id": r["job_id"], "ts": r["ts"], "message": r["message"],
+        "count": r["count"], "flow_id": r["flow_id"], "evidence": json.loads(r["evidence"] or "{}"),
+        "session_id": r["session_id"], "job_key": r["job_key"],
+    } for r in rows]
+
+
+def list_sessions(conn: sqlite3.Connection, session: str | None = None) -> list[dict[str, Any]]:
+    """Capture sessions, oldest first, with how many jobs and findings each holds."""
+    where = _Where()
+    if session is not None:
+        where.add("s.id = ?", session)
+    rows = conn.execute(f"""
+        select s.*, (select count(*) from jobs j where j.session_id = s.id) as jobs,
+                    (select count(*) from findings f where f.session_id = s.id) as findings
+        from sessions s{where.sql} order by s.started_at, s.id""", where.args).fetchall()
+    return [{k: r[k] for k in ("id", "started_at", "ended_at", "source", "label", "version", "jobs", "findings")}
+            for r in rows]
+
+
+def resolve_job(conn: sqlite3.Connection, ref: str, session: str | None = None) -> str:
+    """The key of the one job `ref` names: its exact key, exact job id, a job id prefix or a key
+    prefix, the first of these that matches anything. Job ids repeat across sessions and servers,
+    so several matches are an error that lists the candidates' keys."""
+    where = _Where()
+    where.add("(substr(job_id, 1, length(?)) = ? or substr(key, 1, length(?)) = ?)", *[ref] * 4)
+    if session is not None:
+        where.add("session_id = ?", session)
+    rows = conn.execute(f"select * from job_summary{where.sql} order by created_at, key", where.args).fetchall()
+    tiers = ([r for r in rows if r["key"] == ref], [r for r in rows if r["job_id"] == ref],
+             [r for r in rows if r["job_id"].startswith(ref)], rows)
+    matches = next((tier for tier in tiers if tier), [])
+    if not matches:
+        scope = f" in session {session}" if session else ""
+        raise QueryError(f"no job matches {ref!r}{scope} (see `pollwatch jobs`)")
+    if len(matches) > 1:
+        raise QueryError(f"{ref!r} matches {len(matches)} jobs: {_candidates(matches)}; "
+                         "give more of the id, a key from that list, or --session")
+    return matches[0]["key"]
+
+
+def _candidates(rows: Sequence[sqlite3.Row], limit: int = 5) -> str:
+    shown = ", ".join(f"{r['key']} ({r['job_id']}, {r['host']}, {r['last_state'] or 'no state'})"
+                      for r in rows[:limit])
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def job_detail(conn: sqlite3.Connection, key: str) -> dict[str, Any]:
+    """Everything about one job in one object: the job, each exchange, transitions, findings and
+    the facts an incident needs (`support`)."""
+    [job] = list_jobs(conn, key=key)
+    raw = conn.execute("select * from jobs where key = ?", (key,)).fetchone()
+    job |= {"create_method": raw["create_method"], "create_url": raw["create_url"],
+            "create_status": raw["create_status"], "reference_source": raw["reference_source"],
+            "operation_ids": json.loads(raw["operation_ids"] or "{}")}
+    polls = [_poll(r) for r in conn.execute(
+        "select * from job_timeline where job_key = ? order by response_ts, poll_id", (key,))]
+    transitions = [{"from_state": r["from_state"], "to_state": r["to_state"], "ts": r["ts"], "at": iso(r["ts"]),
+                    "offset_s": round(r["ts"] - job["created_at"], 3), "flow_id": r["flow_id"]}
+                   for r in conn.execute("select * from transitions where job_key = ? order by ts, id", (key,))]
+    findings = list_findings(conn, job_key=key)
+    return {"job": job, "polls": polls, "transitions": transitions, "findings": findings,
+            "support": _support(job, polls, transitions, findings)}
+
+
+def _poll(r: sqlite3.Row) -> dict[str, Any]:
+    return {k: r[k] for k in ("poll_id", "flow_id", "kind", "matched_by", "offset_s", "request_ts", "response_ts",
+                              "method", "url", "status", "raw_state", "state", "cache_verdict", "served_by")} | {
+        "ids": json.loads(r["ids"] or "{}"), "findings": _split_codes(r["findings"])}
+
+
+def _support(job: dict[str, Any], polls: list[dict[str, Any]], transitions: list[dict[str, Any]],
+             findings: list[dict[str, Any]]) -> dict[str, Any]:
+    """The facts someone on the server side needs to find this job in their own logs."""
+    ids: dict[str, list[str]] = {}
+    for source in [*(p["ids"] for p in polls), job["operation_ids"]]:
+        for name, value in source.items():
+            if value not in ids.setdefault(name, []):
+                ids[name].append(value)
+    created = (f"{job['create_method']} {job['create_url']} -> {job['create_status']}"
+               if job["created_by"] == "response" else None)
+    return {
+        "job_id": job["job_id"], "job_key": job["key"], "session_id": job["session_id"],
+        "status_url": job["status_url"], "host": job["host"], "creating_request": created,
+        "created_at": iso(job["created_at"]), "ids_seen": ids, "last_state": job["last_state"],
+        "terminal_state": job["terminal_state"], "terminal_at": iso(job["terminal_at"]),
+        "transitions": [{"at": t["at"], "from": t["from_state"], "to": t["to_state"]} for t in transitions],
+        "findings": [{"code": f["code"], "severity": f["severity"], "count": f["count"]} for f in findings],
+    }
