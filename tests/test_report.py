@@ -19,7 +19,8 @@ from pollwatch.cli.app import main
 
 from pollwatch.sources.analysis import analyze_recordings
 from pollwatch.core.findings import CATALOGUE
-from pollwatch.report.page import CACHEABLE, CACHED_BY, DEFAULT_FULL, write_report
+from pollwatch.report.data import CACHEABLE, CACHED_BY
+from pollwatch.report.page import DEFAULT_FULL, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = ROOT / "recordings"
