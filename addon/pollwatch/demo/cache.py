@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlsplit
 
-from pollwatch.demo.api import BackgroundServer, Reply, Request
+from pollwatch.demo.server import BackgroundServer, Reply, Request
 
 __all__ = ["SharedCache", "shared_ttl"]
 

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import httpx
 
-from pollwatch.demo.api import SampleAPI, Timing
+from pollwatch.demo.api import SampleAPI
 from pollwatch.demo.cache import SharedCache
-from pollwatch.demo.clients import PollOutcome, Scenario, run_scenario
+from pollwatch.demo.clients import PollOutcome
+from pollwatch.demo.jobs import Timing
 from pollwatch.demo.proxy import ProxyProcess
+from pollwatch.demo.scenarios import Scenario, run_scenario
 
 WARN_LEVELS = ("info", "warning", "error")
 IDLE_AFTER_SCENARIOS = 2.5  # long enough for the live abandoned-polling check to fire
