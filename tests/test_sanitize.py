@@ -23,7 +23,8 @@ from mitmproxy.io import har as mitmproxy_har
 from pollwatch.sources.analysis import analyze_recordings
 from pollwatch.share.pseudonymize import Pseudonymizer
 from pollwatch.sources.readers import read
-from pollwatch.share.sanitize import redact_header_value, sanitize
+from pollwatch.share.redactor import redact_header_value
+from pollwatch.share.sanitize import sanitize
 
 HERE = Path(__file__).resolve().parent
 RECORDINGS = HERE.parent / "recordings"

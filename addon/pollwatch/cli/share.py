@@ -77,7 +77,7 @@ def scan(paths: tuple[str, ...], rules_file: str | None, fmt: str) -> None:
     SQLite databases. Uses the same detectors as `sanitize`. Exit status 1 if anything is
     found, 0 if clean.
     """
-    from pollwatch.share.sanitize import scan_paths
+    from pollwatch.share.scan import scan_paths
 
     hits = scan_paths(paths, Rules.load(rules_file))
     _show_hits(hits, fmt, "possible secret(s)")

@@ -4,7 +4,7 @@ Three name rules, because the same word means different things in different plac
 and `code` are OAuth secrets in a query string but a job's state and an error code in JSON,
 and `X-Request-Id` is an id a support ticket needs while `X-Session` is a credential.
 Used at the storage boundary (nothing secret at rest) and by `pollwatch sanitize`/`scan`
-(see detectors.py), so the database and shared recordings follow the same rules.
+(see secrets.py), so the database and shared recordings follow the same rules.
 """
 
 from __future__ import annotations

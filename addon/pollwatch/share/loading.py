@@ -1,10 +1,9 @@
 """Recordings as mitmproxy flows, for `pollwatch sanitize` and `pollwatch scan`.
 
 Any input (mitmproxy flow file, HAR, VCR cassette) is loaded as flows, with what the flows cannot
-carry reported as hits (never copied); each flow is rebuilt from an allow-list of its parts
+carry reported as hits (never copied); and each flow is rebuilt from an allow-list of its parts
 (request line, headers, body, response, timestamps, comment) so nothing else (certificates, server
-addresses, metadata, websocket messages) can ride along; and flows are written back as a flow file
-or HAR.
+addresses, metadata, websocket messages) can ride along. Writing them out is writing.py's part.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import base64
 import copy
 import ipaddress
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,8 @@ from mitmproxy import flow as mflow
 from mitmproxy import io as mio
 from mitmproxy.utils.strutils import always_bytes, always_str
 
-from pollwatch.share.secrets import Detectors, Hit, preview, redact_document
+from pollwatch.share.documents import document_hits
+from pollwatch.share.secrets import Detectors, Hit, preview
 from pollwatch.sources.readers import read
 from pollwatch.share.redact import REDACTED
 
@@ -254,32 +254,6 @@ def _userinfo_hit(url: str, file: str, index: int) -> list[Hit]:
     return [Hit(file, index, None, "request.url userinfo", "url-userinfo", preview(netloc.rsplit("@", 1)[0]))]
 
 
-def document_hits(document: Any, detectors: Detectors, file: str, index: int | None, flow_id: str | None,
-                  prefix: str) -> list[Hit]:
-    hits: list[Hit] = []
-
-    def report(path: str, rule: str, value: object) -> None:
-        hits.append(Hit(file, index, flow_id, f"{prefix} {path}", rule, preview(value)))
-
-    redact_document(document, detectors, report)
-    hits += [Hit(file, index, flow_id, f"{prefix} {path}", span.rule, preview(text[span.start:span.end]))
-             for path, text in _strings(document) for span in detectors.forbidden(text)]
-    return hits
-
-
-def _strings(document: Any, path: str = "$") -> Iterator[tuple[str, str]]:
-    """Every key and string in a JSON-like document, with its path."""
-    if isinstance(document, dict):
-        for k, v in document.items():
-            yield f"{path}.{k}", str(k)
-            yield from _strings(v, f"{path}.{k}")
-    elif isinstance(document, list):
-        for i, v in enumerate(document):
-            yield from _strings(v, f"{path}[{i}]")
-    elif isinstance(document, str | bytes):
-        yield path, always_str(document, "utf-8", "replace")
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -338,38 +312,3 @@ def fresh_copy(source: http.HTTPFlow, clients: ClientAddresses) -> http.HTTPFlow
         flow.error = mflow.Error(source.error.msg, source.error.timestamp)
     flow.comment, flow.marked = source.comment, source.marked
     return flow
-
-
-# --- writing ------------------------------------------------------------------------------------
-
-def write_flows(flows: list[http.HTTPFlow], extras: list[dict[str, Any]], target: Path) -> None:
-    with target.open("wb") as f:
-        writer = mio.FlowWriter(f)
-        for flow, extra in zip(flows, extras):
-            if extra:
-                flow.metadata["har"] = extra
-            writer.add(flow)
-
-
-def write_har(flows: list[http.HTTPFlow], extras: list[dict[str, Any]], target: Path) -> None:
-    """mitmproxy's own HAR export, plus the HAR fields the analysis reads (connection, _fromCache)."""
-    from mitmproxy.addons.savehar import SaveHar
-
-    har = SaveHar().make_har(flows)
-    for entry, flow, extra in zip(har["log"]["entries"], flows, extras):
-        peer = flow.client_conn.peername
-        if peer and tuple(peer) != UNKNOWN_PEER:
-            entry["connection"] = f"{peer[0]}:{peer[1]}"
-        entry.update(extra)
-    target.write_text(json.dumps(har, indent=2, ensure_ascii=False), encoding="utf-8")
-
-
-WRITERS: dict[str, Callable[[list[http.HTTPFlow], list[dict[str, Any]], Path], None]] = {
-    "flows": write_flows, "har": write_har}
-
-
-def output_format(output: Path, requested: str | None) -> str:
-    """`--format` if given, else from OUT's suffix: .har is HAR, anything else a flow file."""
-    if requested:
-        return requested
-    return "har" if output.suffix.lower() in (".har", ".json") else "flows"
