@@ -26,7 +26,7 @@ from mitmproxy.utils.strutils import always_bytes, always_str
 
 from pollwatch.share.documents import document_hits
 from pollwatch.share.secrets import Detectors, Hit, preview
-from pollwatch.sources.readers import read
+from pollwatch.sources.readers import load_document, read
 from pollwatch.share.redact import REDACTED
 
 HAR_EXTRAS = ("_fromCache", "connection", "pageref")
@@ -62,7 +62,20 @@ def load(path: Path, detectors: Detectors) -> Loaded:
         return _load_har(path, recording.observations, detectors)
     if recording.kind == "cassette":
         return _load_cassette(path, recording.observations, detectors)
-    return _load_flows(path, detectors)
+    if recording.kind == "flows":
+        return _load_flows(path, detectors)
+    return _load_document_only(path, recording.kind, detectors)
+
+
+FLOW_KINDS = frozenset({"flows", "har", "cassette"})
+"""Recording kinds that load as flows (and so can be sanitized); the others are only scanned."""
+
+
+def _load_document_only(path: Path, kind: str, detectors: Detectors) -> Loaded:
+    """Ruby VCR, go-vcr, Betamax: no flows, every field of the file scanned as it is written."""
+    loaded = Loaded(path, kind, [], [])
+    loaded.dropped = document_hits(load_document(path), detectors, str(path), None, None, kind)
+    return loaded
 
 
 def _load_flows(path: Path, detectors: Detectors) -> Loaded:

@@ -17,7 +17,7 @@ from typing import Any
 from mitmproxy import http
 
 from pollwatch.errors import PseudonymizeError, SanitizeError
-from pollwatch.share.loading import ClientAddresses, fresh_copy, load
+from pollwatch.share.loading import FLOW_KINDS, ClientAddresses, fresh_copy, load
 from pollwatch.share.pseudonymize import Pseudonymizer, known_ids
 from pollwatch.share.redactor import FlowRedactor
 from pollwatch.share.scan import by_flow, scan_recording
@@ -52,6 +52,9 @@ def sanitize(source: str | Path, output: str | Path | None, *, fmt: str | None =
         raise SanitizeError(f"{source}: no such file")
     detectors = Detectors(rules)
     loaded = load(source, detectors)
+    if loaded.kind not in FLOW_KINDS:
+        raise SanitizeError(f"{source}: a {loaded.kind} recording can be scanned (pollwatch scan) but not sanitized; "
+                            "sanitize reads mitmproxy flow files, HAR and VCR.py cassettes")
     ids = known_ids(loaded.flows, detectors)
     detectors = detectors.with_protected(ids)
     pseudonyms = Pseudonymizer(ids, _hosts(loaded.flows)) if pseudonymize else None

@@ -1,189 +1,131 @@
-"""Reading recorded traffic into Observations: mitmproxy flow files, HAR, VCR.py cassettes.
+"""Reading recorded traffic into Observations, whatever recorded it: the format is told by the
+content, never by the file name. First bytes tell a mitmproxy flow file, JSON or YAML apart; the
+parsed document's shape then picks the reader (HAR, Betamax, Ruby VCR, go-vcr, VCR.py).
 
-Each reader yields observations in recorded order, with recorded timestamps where the format
-has them. A file that cannot be read raises ReadError with a one-line message naming it.
+Each reader yields observations in recorded order, with recorded timestamps where the format has
+them. A file that cannot be read raises ReadError with a one-line message naming it (and the
+place: line, interaction or byte).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
-from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from pollwatch.errors import ReadError, first_line
-from pollwatch.core.cache import parse_http_date
-from pollwatch.core.observation import BODY_EXCERPT_LIMIT, Headers, Observation
+from pollwatch.sources import betamax, govcr, har, mitmflows, ruby_vcr, vcrpy
+from pollwatch.sources.base import (
+    SEQUENCE_STEP,
+    SYNTHETIC_SPACING,
+    Reader,
+    Recording,
+    expand,
+)
 
-SYNTHETIC_SPACING = 1.0
-"""Seconds between exchanges that carry no time at all (the run says so)."""
-SEQUENCE_STEP = 0.001
-"""Exchanges within one Date second keep their order, this far apart."""
+__all__ = ["READERS", "SEQUENCE_STEP", "SYNTHETIC_SPACING", "ReadError", "Reader", "Recording", "expand", "read"]
 
-
-
-class Recording:
-    """One input file: its format, its observations, and whether times were invented."""
-
-    def __init__(self, path: Path, kind: str, observations: list[Observation], synthetic_times: bool) -> None:
-        self.path = path
-        self.kind = kind
-        self.observations = observations
-        self.synthetic_times = synthetic_times
-
-
-RECORDING_SUFFIXES = frozenset({".flows", ".flow", ".mitm", ".dump", ".har", ".yaml", ".yml"})
-
-
-def expand(paths: Iterable[str | Path]) -> list[Path]:
-    """Files to read: named files whatever their name; in folders (walked, sorted) the files
-    whose suffix says recording (.flows .mitm .dump .har .yaml .yml), so READMEs are passed over."""
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-                            and p.suffix.lower() in RECORDING_SUFFIXES)
-        elif path.exists():
-            files.append(path)
-        else:
-            raise ReadError(f"{path}: no such file or folder")
-    return files
+READERS: tuple[Reader, ...] = (har.READER, betamax.READER, ruby_vcr.READER, govcr.READER, vcrpy.READER)
+"""Tried in this order on a parsed document; the first that recognises it reads it."""
+KNOWN = "a mitmproxy flow file, HAR, or a VCR.py, Ruby VCR, go-vcr or Betamax cassette"
+_HEAD = 4096
+_BOM = b"\xef\xbb\xbf"
 
 
 def read(path: Path) -> Recording:
-    """Read one recording, guessing its format from its content."""
+    """Read one recording, telling its format from its content."""
+    path = Path(path)
+    head = _bytes(path, _HEAD)
+    if not head or mitmflows.looks_like_flows(head):
+        return mitmflows.READER.read(path, None)  # streamed: flow files can be large
+    if head.removeprefix(_BOM).lstrip().startswith(b"{"):
+        syntax, document = "json", _load_json(path, _bytes(path), head)
+    elif _is_text(head) or b"interactions:" in head:
+        syntax, document = "yaml", _load_yaml(path, _bytes(path).removeprefix(_BOM), head)
+    else:
+        raise ReadError(f"{path}: unknown format (not {KNOWN})")
+    for reader in READERS:
+        if syntax in reader.syntaxes and reader.recognises(document, syntax):
+            return reader.read(path, document)
+    if syntax == "json":
+        raise ReadError(f"{path}: unknown format: not a HAR file or a JSON cassette "
+                        "(no log, http_interactions or interactions in it)")
+    raise ReadError(f"{path}: unknown format (not {KNOWN})")
+
+
+def load_document(path: Path) -> Any:
+    """A JSON or YAML recording as the parsed document, read as `read` reads it (for tools that
+    look at every field, such as the secret scan)."""
+    path = Path(path)
+    head = _bytes(path, _HEAD)
+    if head.removeprefix(_BOM).lstrip().startswith(b"{"):
+        return _load_json(path, _bytes(path), head)
+    return _load_yaml(path, _bytes(path).removeprefix(_BOM), head)
+
+
+def _bytes(path: Path, limit: int = -1) -> bytes:
     try:
-        head = path.open("rb").read(512)
+        with path.open("rb") as f:
+            return f.read(limit)
     except OSError as exc:
         raise ReadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    text = head.lstrip()
-    if text.startswith(b"{"):
-        return read_har(path)
-    if text.startswith((b"interactions:", b"---", b"version:")) or b"interactions:" in head:
-        return read_cassette(path)
-    return read_flows(path)
 
 
-# --- mitmproxy flow files ------------------------------------------------------------------
-
-def read_flows(path: Path) -> Recording:
-    from mitmproxy import exceptions, http, io
-
-    from pollwatch.mitm.flows import observation_from_flow
-
-    observations = []
-    with path.open("rb") as f:
-        reader = io.FlowReader(f)
-        try:
-            for flow in reader.stream():
-                if isinstance(flow, http.HTTPFlow):
-                    obs = observation_from_flow(flow)
-                    obs.content()  # read the body now: the flow object is not kept
-                    observations.append(obs)
-        except exceptions.FlowReadException as exc:
-            raise ReadError(f"{path}: not a readable mitmproxy flow file at byte {f.tell()} ({exc})") from exc
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ReadError(f"{path}: corrupt mitmproxy flow file at byte {f.tell()} ({exc})") from exc
-    if not observations and path.stat().st_size:
-        raise ReadError(f"{path}: no HTTP flows in it (unknown format?)")
-    return Recording(path, "flows", observations, synthetic_times=False)
-
-
-# --- HAR ---------------------------------------------------------------------------------------
-
-def read_har(path: Path) -> Recording:
+def _is_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
     try:
-        document = json.loads(path.read_bytes())
-        entries = document["log"]["entries"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ReadError(f"{path}: not a HAR file ({first_line(exc)})") from exc
-    observations = []
-    for index, entry in enumerate(entries):
-        try:
-            observations.append(_har_observation(entry, index))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ReadError(f"{path}: HAR entry {index} is malformed ({first_line(exc)})") from exc
-    return Recording(path, "har", observations, synthetic_times=False)
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # a character cut by the end of the head
+    return True
 
 
-def _har_observation(entry: dict[str, Any], index: int) -> Observation:
-    request, response = entry["request"], entry["response"]
-    started = datetime.fromisoformat(entry["startedDateTime"].replace("Z", "+00:00")).timestamp()
-    total = max(float(entry.get("time") or 0), 0.0) / 1000
-    status = int(response.get("status") or 0) or None  # HAR writes 0 for failed requests
-    content = response.get("content") or {}
-    body = content.get("text") or ""
-    raw = base64.b64decode(body) if content.get("encoding") == "base64" else body.encode("utf-8", "replace")
-    from_cache = entry.get("_fromCache")
-    return Observation(
-        flow_id=str(entry.get("_id") or entry.get("pageref", "") + f"#{index}"),
-        method=request["method"], url=request["url"], status=status,
-        request_headers=Headers.of((h["name"], h["value"]) for h in request.get("headers", [])),
-        response_headers=Headers.of((h["name"], h["value"]) for h in response.get("headers", [])),
-        body=raw[:BODY_EXCERPT_LIMIT], body_truncated=len(raw) > BODY_EXCERPT_LIMIT,
-        request_ts=started, response_ts=started + total,
-        client=entry.get("connection") or None,
-        served_from="browser-cache" if from_cache else None,
-    )
-
-
-# --- VCR.py cassettes --------------------------------------------------------------------------
-
-def read_cassette(path: Path) -> Recording:
+def _load_json(path: Path, data: bytes, head: bytes) -> Any:
     try:
-        document = yaml.safe_load(path.read_bytes())
-        interactions = document["interactions"]
-        if not isinstance(interactions, list):
-            raise TypeError("interactions is not a list")
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        problem = exc.msg if isinstance(exc, json.JSONDecodeError) else first_line(exc)
+        if b'"http_interactions"' in head:
+            what = "not a valid Betamax or Ruby VCR cassette"
+        elif b'"interactions"' in head:
+            what = "not a valid JSON cassette"
+        else:
+            what = "not a HAR file"
+        raise ReadError(f"{path}: {what}: invalid JSON{where} ({problem})") from exc
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe YAML, plus Ruby's `!binary` (Psych's tag for bytes that are not text)."""
+
+
+def _binary(loader: yaml.SafeLoader, node: yaml.Node) -> bytes:
+    try:
+        return base64.b64decode(loader.construct_scalar(node))
+    except (binascii.Error, ValueError, TypeError):
+        raise yaml.constructor.ConstructorError(None, None, "!binary value is not base64", node.start_mark) from None
+
+
+_Loader.add_constructor("!binary", _binary)
+
+
+def _load_yaml(path: Path, data: bytes, head: bytes) -> Any:
+    try:
+        return yaml.load(data, Loader=_Loader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ReadError(f"{path}: not a valid YAML cassette{where}") from exc
-    except (KeyError, TypeError) as exc:
-        raise ReadError(f"{path}: not a VCR cassette (no interactions list)") from exc
-    observations: list[Observation] = []
-    clock: float | None = None
-    synthetic = False
-    for index, interaction in enumerate(interactions):
-        try:
-            obs, dated = _cassette_observation(interaction, index, clock)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ReadError(f"{path}: interaction {index} is malformed ({first_line(exc)})") from exc
-        synthetic = synthetic or not dated
-        clock = obs.response_ts
-        observations.append(obs)
-    return Recording(path, "cassette", observations, synthetic_times=synthetic)
-
-
-def _cassette_observation(interaction: dict[str, Any], index: int, clock: float | None) -> tuple[Observation, bool]:
-    request, response = interaction["request"], interaction["response"]
-    response_headers = _vcr_headers(response.get("headers"))
-    date = parse_http_date(response_headers.get("date"))
-    if date is not None:
-        ts = date if clock is None else max(date, clock + SEQUENCE_STEP)
-    else:
-        ts = (clock or 0.0) + SYNTHETIC_SPACING
-    body = (response.get("body") or {}).get("string") or b""
-    raw = body if isinstance(body, bytes) else str(body).encode("utf-8", "replace")
-    status = response.get("status") or {}
-    return Observation(
-        flow_id=f"interaction-{index}", method=str(request["method"]).upper(), url=str(request["uri"]),
-        status=int(status["code"]) if isinstance(status, dict) else int(status),
-        request_headers=_vcr_headers(request.get("headers")), response_headers=response_headers,
-        body=raw[:BODY_EXCERPT_LIMIT], body_truncated=len(raw) > BODY_EXCERPT_LIMIT,
-        request_ts=ts, response_ts=ts,
-    ), date is not None
-
-
-def _vcr_headers(headers: Any) -> Headers:
-    """VCR.py stores each header as a list of values."""
-    pairs: list[tuple[str, str]] = []
-    for name, values in (headers or {}).items():
-        for value in values if isinstance(values, list) else [values]:
-            pairs.append((str(name), str(value)))
-    return Headers.of(pairs)
+        if isinstance(exc, yaml.reader.ReaderError):  # bytes that are not text
+            where, problem = f" at byte {exc.position}", exc.reason
+        else:
+            problem = getattr(exc, "problem", None) or first_line(exc)
+        if b"interactions:" in head:
+            raise ReadError(f"{path}: not a valid YAML cassette{where} ({problem})") from exc
+        raise ReadError(f"{path}: unknown format (not {KNOWN}; as YAML: {problem}{where})") from exc
+    except (ValueError, RecursionError) as exc:  # a timestamp YAML cannot build, nesting too deep
+        raise ReadError(f"{path}: not a valid YAML cassette ({first_line(exc)})") from exc
