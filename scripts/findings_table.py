@@ -14,7 +14,8 @@ GROUPS = {
               "status-stale-date", "etag-reused-across-states", "stale-status"],
     "Order": ["state-regression", "terminal-state-changed", "response-reordered"],
     "Lifecycle": ["poll-after-terminal", "polling-abandoned", "stuck-non-terminal", "poll-too-fast"],
-    "Correlation": ["accepted-without-job-reference", "unknown-job", "wrong-environment", "non-canonical-status-url"],
+    "Correlation": ["accepted-without-job-reference", "unknown-job", "wrong-environment", "non-canonical-status-url",
+                    "status-url-off-host", "creation-not-seen"],
     "Errors": ["job-missing", "job-expired", "status-error", "unknown-state-word"],
 }
 

@@ -101,10 +101,24 @@ def test_poll_on_another_host_is_wrong_environment(traffic):
 
 def test_mangled_id_matching_a_learnt_template_is_unknown_job(traffic):
     traffic.create()
-    update = traffic.poll(None, "/api/exports/e-7", status=404, body={"error": "not found"})
+    update = traffic.poll(None, "/api/exports/e-1x", status=404, body={"error": "not found"})
     assert "unknown-job" in codes(update)
     finding = next(f for f in update.findings if f.code == "unknown-job")
     assert finding.evidence["likely"] == "mangled-id" and finding.evidence["lookalike"] == "e-1"
+
+
+@pytest.mark.parametrize("known, polled", [("e-1", "e-7"), ("live-ok-1", "live-fail-1"), ("job-alpha", "job-beta")])
+def test_a_sibling_id_of_the_same_family_is_never_called_mangled(known, polled):
+    traffic = Traffic(Tracker())
+    traffic.create(f"/api/exports/{known}", body={"id": known, "status": "queued"})
+    update = traffic.poll(None, f"/api/exports/{polled}", status=404, body={"error": "not found"})
+    finding = next(f for f in update.findings if f.code == "unknown-job")
+    assert finding.evidence["lookalike"] is None
+
+
+def test_an_identical_id_is_never_its_own_lookalike():
+    from pollwatch.core.lookalike import closest_id
+    assert closest_id("e-1001", ["e-1001"]) is None and closest_id("e-100x", ["e-1001"]) == "e-1001"
 
 
 def test_unlike_unknown_id_suggests_late_capture():

@@ -7,9 +7,10 @@ from pollwatch.core.states import State, Vocabulary, read_done_flag, read_state_
 
 @pytest.mark.parametrize("word, state", [
     *[(w, State.QUEUED) for w in ("NotStarted", "Accepted", "Pending", "Queued", "Enqueued", "Submitted",
-                                    "Scheduled", "Waiting", "Validating", "Runnable", "Created", "notStarted")],
+                                    "Scheduled", "Waiting", "Validating", "Runnable", "Created", "notStarted",
+                                    "Starting", "planned", "RECEIVED")],
     *[(w, State.RUNNING) for w in ("Running", "InProgress", "In_Progress", "IN_PROGRESS", "inProgress",
-                                    "Processing", "Started", "Starting", "Dequeued", "Executing",
+                                    "Processing", "Started", "Dequeued", "Executing", "building", "RETRY",
                                     "Creating", "Updating", "Deleting", "Finalizing", "Cancelling")],
     *[(w, State.SUCCEEDED) for w in ("Succeeded", "Success", "Completed", "completed", "Complete", "Done",
                                       "Finished", "PartialSuccess", "PARTIAL_SUCCESS")],

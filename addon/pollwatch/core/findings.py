@@ -111,6 +111,15 @@ CATALOGUE: dict[str, FindingKind] = {
               "The client polls a job on a different scheme/host/port than the one that created it "
               "(e.g. staging for a prod job).",
               "Poll the status URL exactly as returned, or build it from the same base URL as the create call."),
+        _kind("status-url-off-host", W, "Status reference names another host",
+              "The creating response's status reference does not resolve to the host the client called "
+              "(a protocol-relative `//path` is read as a host name), and the client polls the same path on "
+              "its own host; pollwatch follows those polls.",
+              "Return an absolute status URL, or a path that starts with a single `/`."),
+        _kind("creation-not-seen", I, "Job found from its polls",
+              "A URL was polled until its state turned terminal, but no request that created the job is in "
+              "the capture (it started earlier, or the client found the job through a search).",
+              "Nothing to fix in the API; start capturing before the job is created to see its creation."),
         _kind("non-canonical-status-url", W, "Poll does not use the returned status URL",
               "The client polls the job through a URL that differs from the canonical status URL.",
               "Use the Location/Operation-Location URL as returned (including its query parameters)."),

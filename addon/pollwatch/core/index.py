@@ -37,6 +37,8 @@ class JobIndex:
         self._by_status_key: dict[str, Job] = {}
         self._by_path: dict[str, Job | None] = {}  # None: several jobs share the path
         self._by_id: dict[str, list[Job]] = {}
+        self._by_result: dict[str, Job] = {}  # result ids a task links to: polling the result polls the task
+        self._off_host: dict[str, Job] = {}  # status URLs moved onto the host the client called
 
     def match_poll(self, obs: Observation) -> Match | None:
         """The job a GET/HEAD polls, most exact lookup first; None when it names no job."""
@@ -48,7 +50,14 @@ class JobIndex:
         job = self._by_path.get(path_key(obs.url))
         if job is not None:
             return Match(job, "same-path")
-        candidates = [j for token in url_tokens(obs.url) for j in self._by_id.get(token, ())]
+        job = self._off_host.get(url_key(obs.url))
+        if job is not None:
+            return Match(job, "off-host")
+        tokens = url_tokens(obs.url)
+        job = next((self._by_result[t] for t in tokens if t in self._by_result), None)
+        if job is not None:
+            return Match(job, "result")
+        candidates = [j for token in tokens for j in self._by_id.get(token, ())]
         if candidates:
             origin = origin_of(obs.url)
             same_host = [j for j in candidates if j.host == origin]
@@ -67,6 +76,10 @@ class JobIndex:
                 return Match(None, "template", unknown)
         return None
 
+    def job_at(self, url: str) -> Job | None:
+        """The job whose status URL (or its path) this is."""
+        return self._by_status_key.get(url_key(url)) or self._by_path.get(path_key(url))
+
     def add(self, job: Job, ref: JobReference) -> None:
         """Remember a new job under its status URL, its ids and (learnt) its URL template."""
         self.jobs[job.key] = job
@@ -79,6 +92,12 @@ class JobIndex:
         for alias in ref.aliases:
             if len(alias) >= MIN_ID_LENGTH:
                 self._by_id.setdefault(alias, []).append(job)
+        job.result_ids = list(ref.result_ids)
+        for result_id in job.result_ids:
+            self._by_result[result_id] = job
+        if ref.off_host_url:
+            job.off_host_key = url_key(ref.off_host_url)
+            self._off_host[job.off_host_key] = job
         self.active[job.key] = job
         self._evict()
 
@@ -87,6 +106,25 @@ class JobIndex:
         path = path_key(url)
         # A path shared by several jobs (/status?job=a1, /status?job=b2) names none of them.
         self._by_path[path] = job if self._by_path.get(path, job) is job else None
+
+    def rebind(self, job: Job, url: str, job_id: str | None) -> None:
+        """The job's status lives at `url` after all (found by what the URL's document names): it
+        is indexed there, and the ids it was created with no longer lead to it (they name the
+        resource it acts on, whose own URL is not its status)."""
+        self._drop_aliases(job)
+        job.aliases = [job_id] if job_id else []
+        for alias in job.aliases:
+            self._by_id.setdefault(alias, []).append(job)
+        job.status_url = url
+        self.index_status_url(job, url)
+
+    def _drop_aliases(self, job: Job) -> None:
+        for alias in job.aliases:
+            remaining = [j for j in self._by_id.get(alias, ()) if j is not job]
+            if remaining:
+                self._by_id[alias] = remaining
+            else:
+                self._by_id.pop(alias, None)
 
     def _evict(self) -> None:
         """Bound memory on long sessions: forget the oldest jobs, finished ones first."""
@@ -108,9 +146,8 @@ class JobIndex:
                                (self._by_path, path_key(job.status_url))):
                 if index.get(key) is job:
                     del index[key]
-        for alias in job.aliases:
-            remaining = [j for j in self._by_id.get(alias, ()) if j is not job]
-            if remaining:
-                self._by_id[alias] = remaining
-            else:
-                self._by_id.pop(alias, None)
+        for lookup, keys in ((self._by_result, job.result_ids), (self._off_host, [job.off_host_key])):
+            for key in keys:
+                if key is not None and lookup.get(key) is job:
+                    del lookup[key]
+        self._drop_aliases(job)

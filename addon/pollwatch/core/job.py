@@ -38,7 +38,11 @@ class Job:
     create_url: str | None = None
     create_status: int | None = None
     create_flow_id: str | None = None
-    monitor: bool = False  # a Location-style monitor: 200/204 without a state field means done
+    monitor: bool = False  # a Location-style monitor: 200/201/204 without a state field means done
+    result_ids: list[str] = field(default_factory=list)  # ids of the result a task links to
+    off_host_key: str | None = None  # the status URL moved onto the host the client called
+    status_reference: str | None = None  # the status reference as the creating response wrote it
+    referenced_url: str | None = None  # what that reference resolves to
     operation_ids: dict[str, str] = field(default_factory=dict)
     states: list[State] = field(default_factory=list)
     last_state: State | None = None

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
+_PARTS = re.compile(r"[-_.:/@]")
+
 
 def closest_id(unknown: str, known: list[str]) -> str | None:
-    """A known id within a small edit distance: the unknown one is probably a corrupted copy."""
+    """A known id within a small edit distance: the unknown one is probably a corrupted copy.
+    Never the same id, and never a sibling (`live-ok-1` and `live-fail-1`, `e-1001` and `e-1002`
+    are different ids of one family, not one id damaged)."""
     best, best_distance = None, max(2, len(unknown) // 4) + 1
     for candidate in reversed(known):  # newest first: the likeliest to be the one just lost
-        if abs(len(candidate) - len(unknown)) >= best_distance:
+        if abs(len(candidate) - len(unknown)) >= best_distance or candidate == unknown or siblings(candidate, unknown):
             continue
         distance = edit_distance(unknown.lower(), candidate.lower(), best_distance)
         if distance < best_distance:
@@ -26,3 +32,13 @@ def edit_distance(a: str, b: str, cap: int) -> int:
             return cap
         previous = current
     return previous[-1]
+
+
+def siblings(a: str, b: str) -> bool:
+    """Ids of one family: the same parts but for whole parts that are both words or both numbers."""
+    left, right = _PARTS.split(a), _PARTS.split(b)
+    if len(left) != len(right) or len(left) < 2:
+        return False
+    differing = [(x, y) for x, y in zip(left, right) if x != y]
+    return bool(differing) and all((x.isalpha() and y.isalpha()) or (x.isdigit() and y.isdigit())
+                                   for x, y in differing)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pollwatch.core.job import Job
 from pollwatch.core.observation import Observation
-from pollwatch.core.states import State, Vocabulary, read_done_flag, read_state_word
+from pollwatch.core.states import State, Vocabulary, read_done_flag, state_of
 from pollwatch.core.urls import url_key
 
 
@@ -33,24 +33,26 @@ def read_state(obs: Observation, job: Job | None, document: object, *, fields: S
         return NOTHING
     if status == 304:
         return Reading("304 Not Modified", stored_state(obs, job), "stored-copy")
+    on_status_url = job is not None and job.status_url is not None and url_key(obs.url) == url_key(job.status_url)
+    if status in (404, 410) and on_status_url and job is not None and job.create_method == "DELETE":
+        return Reading(f"{status} gone", State.SUCCEEDED, "status-code")  # what a delete was waiting for
     if status == 410:
         return Reading("410 Gone", State.EXPIRED, "status-code")
     if status >= 400:
         return NOTHING  # an error body describes the request, not the job
     if isinstance(document, dict):
-        found = read_state_word(document, fields)
+        found = state_of(document, fields, vocabulary)
         if found is not None:
-            path, word = found
-            return Reading(word, vocabulary.normalise(word), path)
+            return Reading(found.raw, found.state, found.source)
         done = read_done_flag(document)
         if done is not None:
             return Reading(done[0], done[1], "done")
-    if job is not None and job.status_url is not None and url_key(obs.url) == url_key(job.status_url):
+    if on_status_url and job is not None:
         if status == 202:
             return Reading("202 Accepted", State.RUNNING, "status-code")
         if status == 303:
             return Reading("303 See Other", State.SUCCEEDED, "status-code")
-        if status in (200, 204) and job.monitor:
+        if status in (200, 201, 204) and job.monitor:
             return Reading(f"{status} on monitor", State.SUCCEEDED, "status-code")
     return NOTHING
 

@@ -41,7 +41,8 @@ class PollRecord(BaseModel):
     job_key: str
     flow_id: str
     kind: Literal["create", "poll"]
-    matched_by: Literal["create", "canonical", "same-path", "job-id", "template", "first-poll"]
+    matched_by: Literal["create", "canonical", "same-path", "job-id", "template", "first-poll", "late-binding",
+                        "back-reference", "discovered", "result", "off-host"]
     method: str
     url: str
     status: int | None
@@ -77,6 +78,13 @@ class Update(BaseModel):
     poll: PollRecord | None = None
     transitions: list[Transition] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
+    earlier: list["Update"] = Field(default_factory=list)
+    """Updates for exchanges that went by before their job was recognised (a creation found late,
+    the first polls of a job discovered from its polls), oldest first."""
+
+    def all(self) -> list["Update"]:
+        """The earlier updates, then this one: what a consumer stores and announces, in order."""
+        return [*self.earlier, self]
 
     @property
     def new_findings(self) -> list[Finding]:

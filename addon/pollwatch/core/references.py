@@ -1,26 +1,32 @@
 """Recognising jobs and their status URLs.
 
-A job is born from a 202 (or a 201/200 carrying an async-operation header). Its reference may
-sit in a header, in a body field or in a link; this module finds it and names the job.
+A job is born from a 202, a 201/200 carrying an async-operation header, or a mutating request
+answered 2xx whose body names a job in a non-terminal state. Its reference may sit in a header,
+in a body field or in a link, in the document or in the object it wraps; this module finds it
+and names the job.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from pydantic import BaseModel
 
+from pollwatch.core.documents import is_id_key, layers, link, looks_like_id, lookup, scalar_id
 from pollwatch.core.observation import Headers
-from pollwatch.core.states import lookup
-from pollwatch.core.urls import path_segments, query_values, url_tokens
+from pollwatch.core.urls import origin_of, path_segments, query_values, split, url_tokens
 
 ASYNC_HEADERS = ("operation-location", "azure-asyncoperation")
 REFERENCE_HEADERS = ("operation-location", "azure-asyncoperation", "location", "content-location")
 ID_FIELDS = ("id", "jobId", "job_id", "operationId", "operation_id", "name")
 LINK_FIELDS = ("href", "statusUrl", "status_url", "links.status", "_links.self.href", "links.self",
-               "_links.status.href")
+               "_links.status.href", "statusUri", "job_status.url", "urls.get", "urls.status", "self")
+RESULT_FIELDS = ("href_result", "resourceLocation", "result_url", "resultUrl", "links.result", "urls.result")
+"""Where the result of a task will be: clients often poll the result instead of the task."""
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 GENERIC_SEGMENTS = frozenset({"status", "state", "result", "results", "operation", "progress", "poll", "pending"})
 ID_HEADERS = (
     "x-request-id", "x-correlation-id", "request-id", "traceparent", "x-ms-request-id",
@@ -35,6 +41,10 @@ class JobReference(BaseModel):
     status_url: str | None
     source: str  # where the reference came from: a header name, a body field, or "none"
     aliases: list[str]  # every id the response gave for the job (job id first)
+    result_ids: list[str] = []  # ids of the result a task links to (`href_result`): polled in its stead
+    raw: str | None = None  # the reference as written, for findings that quote it
+    off_host_url: str | None = None  # the same path on the host the client called, when the
+    # reference resolves elsewhere (`Location: //vaults/1` names a host "vaults")
 
 
 ID_PARAMS = frozenset({"id", "job", "jobid", "job_id", "operation", "operationid", "operation_id", "requestid",
@@ -73,18 +83,15 @@ def find_reference(
     extra_id_fields: Sequence[str] = (),
 ) -> JobReference:
     """The job a creating response refers to: status URL first, then ids from the body."""
-    status_url, source = None, "none"
+    status_url, source, raw = None, "none", None
     for name in (*extra_headers, *REFERENCE_HEADERS):
-        status_url = _resolve(request_url, headers.get(name.lower()))
+        raw = headers.get(name.lower())
+        status_url = _resolve(request_url, raw)
         if status_url:
             source = name.lower()
             break
     if status_url is None and document is not None:
-        for path in LINK_FIELDS:
-            status_url = _resolve(request_url, lookup(document, path))
-            if status_url:
-                source = f"body.{path}"
-                break
+        status_url, source, raw = _body_link(request_url, document)
 
     body_ids = _body_ids(document, (*extra_id_fields, *ID_FIELDS)) if document is not None else []
     job_id: str | None = None
@@ -96,7 +103,48 @@ def find_reference(
         job_id = body_ids[0]
         source = "body"
     aliases = list(dict.fromkeys([i for i in [job_id, *body_ids] if i]))
-    return JobReference(job_id=job_id, status_url=status_url, source=source, aliases=aliases)
+    return JobReference(job_id=job_id, status_url=status_url, source=source, aliases=aliases,
+                        result_ids=_result_ids(document), raw=raw,
+                        off_host_url=_off_host(request_url, status_url, raw))
+
+
+def _body_link(request_url: str, document: Mapping[str, Any]) -> tuple[str | None, str, str | None]:
+    for layer in layers(document):
+        for path in LINK_FIELDS:
+            raw = link(layer, path)
+            status_url = _resolve(request_url, raw)
+            if status_url:
+                return status_url, f"body.{path}", raw
+    return None, "none", None
+
+
+def _result_ids(document: Mapping[str, Any] | None) -> list[str]:
+    """The ids in result links (`"href_result": "/images/b1c1"` -> b1c1): polls of the result
+    belong to the task's job."""
+    if document is None:
+        return []
+    out = []
+    for layer in layers(document):
+        for path in RESULT_FIELDS:
+            raw = link(layer, path)
+            segments = path_segments("http://x/" + raw.lstrip("/")) if raw and "://" not in raw else (
+                path_segments(raw) if raw else [])
+            if segments and looks_like_id(segments[-1]):
+                out.append(segments[-1])
+    return list(dict.fromkeys(out))
+
+
+def _off_host(request_url: str, status_url: str | None, raw: str | None) -> str | None:
+    """Where a client that stays on the host it called would poll a reference that names another
+    host: a protocol-relative `//vaults/1` read as the path `/vaults/1`, or the other host's path."""
+    if status_url is None or origin_of(status_url) == origin_of(request_url):
+        return None
+    base = split(request_url)
+    if raw is not None and raw.startswith("//"):
+        path, _, query = ("/" + raw.lstrip("/")).partition("?")
+        return base._replace(path=path, query=query, fragment="").geturl()
+    parts = split(status_url)
+    return base._replace(path=parts.path or "/", query=parts.query, fragment="").geturl()
 
 
 def _resolve(base: str, reference: object) -> str | None:
@@ -112,27 +160,52 @@ def _resolve(base: str, reference: object) -> str | None:
     return url
 
 
-def self_reference(url: str) -> JobReference:
-    """A resource that answers 202 to GET while it is computed is its own status monitor."""
+def self_reference(url: str, *, method: str = "GET") -> JobReference:
+    """The request's own URL as the job's status URL: a resource that answers 202 to GET while it
+    is computed is its own status monitor; a PUT, PATCH or DELETE answered 202 without a
+    reference is followed by polling the resource it changed."""
     job_id = id_from_url(url) or url
-    return JobReference(job_id=job_id, status_url=url, source="request-url", aliases=[])
+    if method == "GET":
+        return JobReference(job_id=job_id, status_url=url, source="request-url", aliases=[])
+    return JobReference(job_id=job_id, status_url=url, source="request-target",
+                        aliases=[job_id] if looks_like_id(job_id) else [])
 
 
 def _body_ids(document: Mapping[str, Any], fields: Sequence[str]) -> list[str]:
+    """Ids the body gives for the job: the named fields (in the document, then in the object it
+    wraps), other id-named fields of those objects (`task-id`, `uuid`), and a bare id in `data`."""
     ids = []
-    for path in fields:
-        value = lookup(document, path)
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            continue
-        value = value.strip()
-        if path == "name":
-            if "/" not in value:  # only Google-style `operations/{id}` names identify a job
+    for layer in layers(document):
+        for path in fields:
+            value = scalar_id(lookup(layer, path))
+            if value is None:
                 continue
-            value = value.rstrip("/").rsplit("/", 1)[-1]
-        ids.append(value)
-    return ids
+            if path == "name":
+                if "/" not in value:  # only Google-style `operations/{id}` names identify a job
+                    continue
+                value = value.rstrip("/").rsplit("/", 1)[-1]
+            ids.append(value)
+        for key, raw in layer.items():
+            value = scalar_id(raw)
+            if isinstance(key, str) and key not in fields and names_the_job(key) and value and looks_like_id(value):
+                ids.append(value)
+    bare = document.get("data")
+    if isinstance(bare, str) and looks_like_id(bare.strip()):
+        ids.append(bare.strip())
+    return list(dict.fromkeys(ids))
+
+
+JOB_NOUNS = frozenset({"task", "job", "operation", "op", "run", "request", "execution", "process", "workflow",
+                       "build", "deployment", "prediction", "upid", "uuid", "guid"})
+
+
+def names_the_job(key: str) -> bool:
+    """An id field that names the job itself (`task-id`, `runId`, `uuid`), not something it
+    touches (`user_id`, `volume_id`)."""
+    if not is_id_key(key):
+        return False
+    words = [w for w in re.split(r"[-_.]|(?<=[a-z0-9])(?=[A-Z])", key) if w]
+    return words[0].lower() in JOB_NOUNS
 
 
 def _confirming_values(document: Mapping[str, Any] | None, tokens: set[str]) -> list[str]:

@@ -45,6 +45,30 @@ def _state(job: Job) -> str:
 INDIRECT_MATCHES = ("same-path", "job-id")
 """Polls tied to a job by its path or id rather than by its exact status URL."""
 
+def accepted_without_job_reference(obs: Observation) -> Raise:
+    """A creating response the client cannot follow: no status URL, no job id."""
+    return Raise("accepted-without-job-reference",
+                 f"{obs.method} {obs.url} answered {obs.status} with no status URL header and no job id in the body.",
+                 {"method": obs.method, "url": obs.url, "status": obs.status, "headers": sorted(obs.response_headers)},
+                 scope=None)
+
+
+def unknown_job(unknown_id: str, obs: Observation, *, lookalike: str | None, mentioned: bool) -> Raise:
+    """A poll that fits a status-URL template for an id no job has: say why it is unknown."""
+    if lookalike is not None:
+        likely = "mangled-id"
+        why = f"it looks like a mangled copy of job {lookalike}: the client lost or corrupted its job id."
+    elif mentioned:
+        likely = "creation-not-recognised"
+        why = ("an earlier exchange names it, but not as a job pollwatch recognised: teach pollwatch the "
+               "creating response (--set pollwatch_id_fields / pollwatch_status_headers).")
+    else:
+        likely = "capture-started-late"
+        why = "no earlier exchange names it: the capture probably started after the job was created."
+    return Raise("unknown-job", f"poll for id {unknown_id!r}, which no 202 returned; {why}",
+                 {"id": unknown_id, "url": obs.url, "lookalike": lookalike, "likely": likely}, scope=None)
+
+
 def wrong_environment(job: Job, f: PollFacts) -> Raise | None:
     origin = origin_of(f.obs.url)
     if f.matched_by not in INDIRECT_MATCHES or origin == job.host:
@@ -53,6 +77,15 @@ def wrong_environment(job: Job, f: PollFacts) -> Raise | None:
                  f"polled on {origin} but the job was created on {job.host}.",
                  {"poll_url": f.obs.url, "status_url": job.status_url, "job_host": job.host, "poll_host": origin},
                  scope=origin)
+
+
+def status_url_off_host(job: Job, f: PollFacts) -> Raise | None:
+    if f.matched_by != "off-host":
+        return None
+    return Raise("status-url-off-host",
+                 f"the status reference {job.status_reference!r} does not name {origin_of(f.obs.url)}; the client "
+                 f"polls {f.obs.url}.",
+                 {"reference": job.status_reference, "resolved": job.referenced_url, "poll_url": f.obs.url})
 
 
 def non_canonical_status_url(job: Job, f: PollFacts) -> Raise | None:
@@ -70,6 +103,8 @@ def job_missing(job: Job, f: PollFacts) -> Raise | None:
     never created it is unknown-job: those say more."""
     if f.obs.status != 404 or f.matched_by == "template" or origin_of(f.obs.url) != job.host:
         return None
+    if f.reading.state is not None:
+        return None  # a 404 that is the answer a delete waits for
     return Raise("job-missing", f"status URL answered 404 after {job.polls} poll(s); last state {_state(job)}.",
                  {"url": f.obs.url, "last_state": _state(job)})
 
@@ -262,7 +297,7 @@ CREATION_RULES = (status_cacheable, status_from_shared_cache, status_from_browse
 """For a GET answered 202 (a self-monitor), the creating response is already a status response."""
 
 POLL_RULES = (
-    wrong_environment, non_canonical_status_url, job_missing, job_expired, status_error,
+    wrong_environment, status_url_off_host, non_canonical_status_url, job_missing, job_expired, status_error,
     unknown_state_word, status_cacheable, status_from_shared_cache, status_from_browser_cache, status_not_modified,
     status_stale_date, etag_reused_across_states, order, terminal_state_changed,
     poll_after_terminal, poll_too_fast,

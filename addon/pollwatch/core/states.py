@@ -6,11 +6,15 @@ Rules compare canonical states only, so the words are normalised once, here.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
+
+from pollwatch.core.documents import layers, lookup, parse_json_object
+
+__all__ = ["State", "TERMINAL", "Vocabulary", "StateWord", "state_of", "read_state_word", "read_done_flag",
+           "parse_json_object", "lookup", "fold", "DEFAULT_STATE_FIELDS"]
 
 
 class State(StrEnum):
@@ -38,29 +42,46 @@ _RANK = {State.QUEUED: 0, State.RUNNING: 1} | {s: 2 for s in TERMINAL}
 _WORDS: dict[State, tuple[str, ...]] = {
     State.QUEUED: (
         "notstarted", "accepted", "pending", "queued", "enqueued", "submitted", "scheduled",
-        "waiting", "validating", "runnable", "created", "new", "initializing",
+        "waiting", "validating", "runnable", "created", "new", "initializing", "planned", "starting",
+        "received",
     ),
     State.RUNNING: (
-        "running", "inprogress", "processing", "started", "starting", "dequeued",
+        "running", "inprogress", "processing", "started", "dequeued",
         "executing", "creating", "updating", "deleting", "finalizing", "cancelling", "canceling",
-        "provisioning", "migrating",
+        "provisioning", "migrating", "building", "retry", "retrying",
     ),
     State.SUCCEEDED: (
         "succeeded", "success", "successful", "completed", "complete", "done", "finished",
-        "partialsuccess", "partiallysucceeded",
+        "partialsuccess", "partiallysucceeded", "terminated",
+        # a resource polled until it is usable (resource-state polling)
+        "available", "active", "ready", "inuse",
     ),
     State.FAILED: (
         "failed", "failure", "error", "errored", "validationfailed", "timedout", "incomplete",
     ),
-    State.CANCELLED: ("canceled", "cancelled", "aborted"),
+    # `stopped` alone is a user's cancellation; with an outcome field it means finished (see read_state)
+    State.CANCELLED: ("canceled", "cancelled", "aborted", "revoked", "stopped"),
     State.EXPIRED: ("expired",),
 }
 DEFAULT_VOCABULARY: dict[str, State] = {word: state for state, words in _WORDS.items() for word in words}
 
 DEFAULT_STATE_FIELDS: tuple[str, ...] = (
     "status", "state", "provisioningState", "properties.provisioningState", "jobStatus",
-    "JobStatus", "phase",
+    "JobStatus", "phase", "life_cycle_state", "lifecycleState",
 )
+
+FINAL_PHASES = frozenset({"completed", "complete", "terminated", "stopped", "finished", "done", "ended", "closed"})
+"""Phase words that say only that a job ended; an outcome field beside them says how."""
+OUTCOME_FIELDS: tuple[str, ...] = ("conclusion", "result_state", "resultState", "outcome", "result", "exitstatus",
+                                   "exit_status")
+EXIT_STATUS_FIELDS = frozenset({"exitstatus", "exit_status"})
+"""Outcome fields that hold `OK` or an error message: any other text than a known word is a failure."""
+_OUTCOMES: dict[State, tuple[str, ...]] = {
+    State.SUCCEEDED: ("success", "succeeded", "successful", "ok", "warning", "passed", "neutral", "completed"),
+    State.FAILED: ("failure", "failed", "error", "errored", "timedout", "internalerror", "startuperror"),
+    State.CANCELLED: ("cancelled", "canceled", "aborted", "skipped", "revoked"),
+}
+OUTCOMES: dict[str, State] = {word: state for state, words in _OUTCOMES.items() for word in words}
 
 _SEPARATORS = re.compile(r"[\s_\-]+")
 
@@ -81,27 +102,49 @@ class Vocabulary:
     def normalise(self, word: str) -> State:
         return self._words.get(fold(word), State.UNKNOWN)
 
+    def outcome(self, word: str) -> State | None:
+        """How a finished job ended, from an outcome word (`success`, `FAILED`, `timed_out`)."""
+        return OUTCOMES.get(fold(word))
 
-def parse_json_object(body: bytes) -> Mapping[str, Any] | None:
-    """The body as a JSON object, or None when it is empty, not JSON or not an object."""
-    text = body.lstrip()
-    if not text.startswith(b"{"):
+
+class StateWord(NamedTuple):
+    """A state read from a document: the raw text, its canonical state, and the field(s) it came from."""
+
+    raw: str
+    state: State
+    source: str
+
+
+def state_of(document: Mapping[str, Any], fields: Sequence[str], vocabulary: Vocabulary) -> StateWord | None:
+    """The job state a document shows: the first state field found (in the document, else in the
+    object it wraps), with a final phase (`completed`, `TERMINATED`, `stopped`) decided by the
+    outcome field beside it (`conclusion`, `result_state`, `result`, `exitstatus`)."""
+    for layer in layers(document):
+        found = read_state_word(layer, fields)
+        if found is not None:
+            path, word = found
+            return _with_outcome(layer, path, word, vocabulary) or StateWord(word, vocabulary.normalise(word), path)
+    return None
+
+
+def _with_outcome(document: Mapping[str, Any], path: str, word: str, vocabulary: Vocabulary) -> StateWord | None:
+    if fold(word) not in FINAL_PHASES:
         return None
-    try:
-        value = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    head = path.rpartition(".")[0]
+    parent = lookup(document, head) if head else document
+    if not isinstance(parent, Mapping):
         return None
-    return value if isinstance(value, dict) else None
-
-
-def lookup(document: Mapping[str, Any], path: str) -> Any:
-    """Value at a dotted path (`properties.provisioningState`), or None."""
-    value: Any = document
-    for key in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
+    for field in OUTCOME_FIELDS:
+        value = parent.get(field)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        state = vocabulary.outcome(value)
+        if state is None and field in EXIT_STATUS_FIELDS:
+            state = State.FAILED  # an exit status other than OK is the error's message
+        if state is not None:
+            source = f"{path}+{f'{head}.' if head else ''}{field}"
+            return StateWord(f"{word}/{value.strip()}", state, source)
+    return None
 
 
 def read_state_word(document: Mapping[str, Any], fields: Sequence[str]) -> tuple[str, str] | None:

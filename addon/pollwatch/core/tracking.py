@@ -15,23 +15,33 @@ from collections.abc import Iterator
 
 from pollwatch.core.cache import REQUEST_CACHE_HEADERS, RESPONSE_CACHE_HEADERS, CacheAnalysis, analyse, parse_retry_after, pick
 from pollwatch.core.config import Config
-from pollwatch.core.findings import CATALOGUE, Finding
+from pollwatch.core.discovery import Candidate, Discovery, Mutation
+from pollwatch.core.documents import collect_ids, looks_like_id
+from pollwatch.core.findings import Finding
 from pollwatch.core.index import POLL_METHODS, JobIndex, Match
 from pollwatch.core.job import Job, RecentPoll
 from pollwatch.core.lookalike import closest_id
-from pollwatch.core.observation import Observation
-from pollwatch.core.reading import Reading, looks_like_status, read_state
+from pollwatch.core.observation import Headers, Observation
+from pollwatch.core.reading import NOTHING, Reading, looks_like_status, read_state
 from pollwatch.core.records import PollRecord, Transition, Update
-from pollwatch.core.references import JobReference, Template, find_reference, is_job_creation, request_ids, self_reference
-from pollwatch.core.rules import CREATION_RULES, POLL_RULES, PollFacts, Raise, polling_abandoned, stuck_non_terminal
-from pollwatch.core.states import State, parse_json_object
-from pollwatch.core.urls import origin_of
+from pollwatch.core.references import (
+    MUTATING_METHODS, JobReference, Template, find_reference, id_from_url, is_job_creation, request_ids, self_reference,
+)
+from pollwatch.core.naming import FindingNamer
+from pollwatch.core.rules import (
+    CREATION_RULES, POLL_RULES, PollFacts, Raise, accepted_without_job_reference, polling_abandoned, stuck_non_terminal,
+    unknown_job,
+)
+from pollwatch.core.states import State, parse_json_object, state_of
+from pollwatch.core.urls import origin_of, path_segments, url_tokens
 
 LOOKALIKE_WINDOW = 500  # recent jobs an unknown id is compared with
 
 
 class Tracker:
     """Feeds observations through job recognition, state reading and the rules."""
+
+    _no_headers = Headers()
 
     def __init__(self, config: Config | None = None, *, key_prefix: str = "",
                  serial: Iterator[int] | None = None) -> None:
@@ -42,6 +52,9 @@ class Tracker:
         self.index = JobIndex([Template.parse(t) for t in self.config.templates], self.config.max_jobs)
         self._key_prefix = key_prefix
         self._serial = serial or itertools.count(1)
+        self.discovery = Discovery()
+        self._namer = FindingNamer(key_prefix)
+        self._state_markers = tuple(f'"{f.rsplit(".", 1)[-1]}"'.encode() for f in self._state_fields) + (b'"done"',)
         self.clock = 0.0  # the latest timestamp seen: "now" for recorded traffic
 
     @property
@@ -57,9 +70,28 @@ class Tracker:
         match = self.index.match_poll(obs)
         if match is not None and match.matched_by != "template":
             return self._poll(obs, match)
-        if is_job_creation(obs.status, obs.response_headers, self.config.status_headers):
-            return self._create(obs)  # before an unknown id: a new GET-202 monitor fits a template too
-        return self._poll(obs, match) if match is not None else None
+        method = obs.method.upper()
+        mutating = method in MUTATING_METHODS and obs.status in (200, 201, 202)
+        if mutating and self._acts_on_a_running_job(obs):
+            return None  # a cancel or an update of a job in flight, not a new job
+        document = parse_json_object(obs.content()) if mutating else None
+        if is_job_creation(obs.status, obs.response_headers, self.config.status_headers) or (
+                mutating and self._names_a_running_job(document)):
+            update = self._create(obs)  # before an unknown id: a new GET-202 monitor fits a template too
+            if mutating:
+                self._remember_mutation(obs, document, update.job.key if update.job else None)
+            return update
+        if mutating:
+            self._remember_mutation(obs, document, None)
+            return None
+        if match is not None:  # fits a status-URL template, for an id no job has
+            late = self.discovery.mentions(match.unknown_id or "")
+            if late is not None:  # the id came back from a mutation no rule recognised as a creation
+                return self._late(obs, late, "late-binding")
+            return self._unclaimed(obs, match) or self._poll(obs, match)
+        if method in POLL_METHODS and obs.status is not None and 200 <= obs.status < 300:
+            return self._unclaimed(obs)
+        return None
 
     def tick(self, now: float) -> list[Finding]:
         """Time-based rules for jobs still in flight; call about once a second while live."""
@@ -75,7 +107,7 @@ class Tracker:
             if job.finished or job.abandoned:
                 continue
             stuck = stuck_non_terminal(job, now, self.config)
-            if stuck is not None and self._scope_key(job, stuck) not in job.counts:
+            if stuck is not None and self._namer.scope_key(job, stuck) not in job.counts:
                 findings.append(self._finding(job, stuck, flow_id=None, ts=now))
             abandoned = polling_abandoned(job, now, self.config, capture_ended=capture_ended)
             if abandoned is not None:
@@ -90,15 +122,21 @@ class Tracker:
         document = parse_json_object(obs.content())
         ref = find_reference(obs.url, obs.response_headers, document,
                              extra_headers=self.config.status_headers, extra_id_fields=self.config.id_fields)
-        if ref.job_id is None and obs.method.upper() in POLL_METHODS:
-            ref = self_reference(obs.url)  # GitHub-style: a GET answered 202 is its own monitor
+        method = obs.method.upper()
+        if ref.job_id is None and obs.status == 202 and method != "POST":
+            ref = self_reference(obs.url, method=method)  # a GET answered 202 is its own monitor; a
+            # PUT/PATCH/DELETE answered 202 is followed on the resource it changed
         if ref.job_id is None:
-            return Update(findings=[self._orphan_finding(obs)])
+            return Update(findings=[self._finding(None, accepted_without_job_reference(obs), flow_id=obs.flow_id,
+                                                  ts=obs.response_ts)])
         job = self._new_job(ref, obs, created_by="response")
-        job.create_method, job.create_url = obs.method.upper(), obs.url
-        job.create_status, job.create_flow_id = obs.status, obs.flow_id
-        job.monitor = ref.source == "request-url"
+        self._note_creation(job, obs)
+        job.status_reference, job.referenced_url = ref.raw, ref.status_url
         reading = self._read(obs, None, document)  # only the body speaks for a creating response
+        # A bare 202 + Location names a monitor (RFC 9110): its 200/201/204 means done, even on the
+        # first poll. When the 202 already spoke in a state field, its status documents do too.
+        job.monitor = ref.source == "request-url" or (ref.source == "location" and obs.status == 202
+                                                      and reading.state is None)
         transitions = self._deliver(job, reading, obs)
         self._note_retry_after(job, obs)
         job.last_activity = obs.response_ts
@@ -111,6 +149,34 @@ class Tracker:
                         for rule in CREATION_RULES if (r := rule(job, facts)) is not None]
         poll = self._record(job, obs, "create", "create", reading, analysis)
         return Update(job=job.snapshot(), poll=poll, transitions=transitions, findings=findings)
+
+    def _note_creation(self, job: Job, obs: Observation) -> None:
+        job.create_method, job.create_url = obs.method.upper(), obs.url
+        job.create_status, job.create_flow_id = obs.status, obs.flow_id
+
+    def _acts_on_a_running_job(self, obs: Observation) -> bool:
+        job = self.index.job_at(obs.url)
+        return job is not None and not (job.finished or job.abandoned)
+
+    def _names_a_running_job(self, document: object) -> bool:
+        """A mutating response whose body names a job (an id or a link) in a non-terminal state:
+        a job created by a 200/201, as many task APIs answer. A synchronous create (an id and no
+        state, or a final state) is not one."""
+        if not isinstance(document, dict):
+            return False
+        found = state_of(document, self._state_fields, self._vocabulary)
+        if found is None or found.state is State.UNKNOWN or found.state.terminal:
+            return False
+        ref = find_reference("http://x/", self._no_headers, document, extra_id_fields=self.config.id_fields)
+        return ref.job_id is not None
+
+    def _remember_mutation(self, obs: Observation, document: object, job_key: str | None) -> None:
+        """Ids a mutation returned or addressed: a later poll may name them (late binding)."""
+        returned = collect_ids(document) if isinstance(document, dict) else []
+        if isinstance(document, dict) and isinstance(document.get("data"), str) and looks_like_id(document["data"]):
+            returned.append(document["data"].strip())  # a bare task id: {"data": "UPID:node:..."}
+        url_ids = [s for s in path_segments(obs.url) if looks_like_id(s)]
+        self.discovery.remember_mutation(obs, returned, url_ids, job_key)
 
     def _new_job(self, ref: JobReference, obs: Observation, *, created_by: str) -> Job:
         assert ref.job_id is not None
@@ -137,9 +203,10 @@ class Tracker:
             ref = JobReference(job_id=match.unknown_id, status_url=obs.url, source="poll", aliases=[match.unknown_id])
             job = self._new_job(ref, obs, created_by="poll")
             job.created_at = obs.request_ts
-        elif match.matched_by == "first-poll":
-            job.status_url = obs.url
-            self.index.index_status_url(job, obs.url)
+        elif match.matched_by == "first-poll" or (match.matched_by in ("result", "off-host") and job.polls == 0):
+            job.status_url = obs.url  # where the client reads the job's status: the result of a task,
+            self.index.index_status_url(job, obs.url)  # or the status path on the host it called
+            job.host = origin_of(obs.url)
 
         facts = PollFacts(obs=obs, analysis=analysis, reading=reading, matched_by=match.matched_by, config=self.config)
         raised += [r for rule in POLL_RULES if (r := rule(job, facts)) is not None]
@@ -155,6 +222,82 @@ class Tracker:
         findings = [self._finding(job, r, flow_id=obs.flow_id, ts=obs.response_ts) for r in raised]
         poll = self._record(job, obs, "poll", match.matched_by, reading, analysis)
         return Update(job=job.snapshot(), poll=poll, transitions=transitions, findings=findings)
+
+    # --- jobs found late ------------------------------------------------------------------------
+
+    def _unclaimed(self, obs: Observation, template: Match | None = None) -> Update | None:
+        """A GET that no job claims: is it the status of a job whose creation went unrecognised?
+        With `template` (the URL fits a learnt status-URL shape) only a creation found counts: the
+        rest is for the unknown-job rule."""
+        if obs.status is None or not 200 <= obs.status < 300:
+            return None
+        body = obs.content()
+        if not body or not any(marker in body for marker in self._state_markers):
+            return None  # cheap refusal: most responses are not status documents
+        document = parse_json_object(body)
+        found = state_of(document, self._state_fields, self._vocabulary) if document is not None else None
+        if found is None or found.state is State.UNKNOWN:
+            return None
+        if not found.state.terminal:
+            mutation = self.discovery.by_url(url_tokens(obs.url))
+            if mutation is not None:
+                return self._late(obs, mutation, "late-binding")
+            mutation = self.discovery.by_reference(collect_ids(document), self._awaiting_first_poll)
+            if mutation is not None:
+                return self._late(obs, mutation, "back-reference")
+        if template is not None:
+            return None
+        candidate = self.discovery.candidate(obs, found.state)
+        if candidate.moved_to_terminal():
+            self.discovery.forget(obs)
+            return self._discovered(candidate)
+        return None
+
+    def _awaiting_first_poll(self, job_key: str) -> bool:
+        job = self.jobs.get(job_key)
+        return job is not None and job.polls == 0
+
+    def _late(self, obs: Observation, mutation: Mutation, how: str) -> Update | None:
+        """Tie this poll to the job `mutation` started: the one it already created (whose status
+        turns out to live here), or one created now, dated back to the mutation."""
+        job_id = id_from_url(obs.url)
+        job = self.jobs.get(mutation.job_key or "")
+        earlier: list[Update] = []
+        if job is not None:
+            self.index.rebind(job, obs.url, job_id)
+        else:
+            ref = JobReference(job_id=job_id or obs.url, status_url=obs.url, source=how,
+                               aliases=[job_id] if job_id and looks_like_id(job_id) else [])
+            job = self._new_job(ref, mutation.obs, created_by="response")
+            self._note_creation(job, mutation.obs)
+            mutation.job_key = job.key
+            job.last_activity = job.updated_at = mutation.obs.response_ts
+            analysis = analyse(mutation.obs.response_headers, mutation.obs.status, mutation.obs.response_ts)
+            earlier.append(Update(job=job.snapshot(),
+                                  poll=self._record(job, mutation.obs, "create", "create", NOTHING, analysis)))
+        update = self._poll(obs, Match(job, how))
+        if update is not None:
+            update.earlier = earlier
+        return update
+
+    def _discovered(self, candidate: Candidate) -> Update | None:
+        """A job known only from its polls: tracked from the first one, and said so."""
+        first = candidate.polls[0][0]
+        job_id = id_from_url(first.url) or first.url
+        ref = JobReference(job_id=job_id, status_url=first.url, source="discovered",
+                           aliases=[job_id] if looks_like_id(job_id) else [])
+        job = self._new_job(ref, first, created_by="poll")
+        job.created_at = first.request_ts
+        updates = [u for obs, _ in candidate.polls if (u := self._poll(obs, Match(job, "discovered"))) is not None]
+        if not updates:
+            return None
+        raised = Raise("creation-not-seen",
+                       f"job found from its polls ({len(updates)} of {job.status_url}); the request that created it "
+                       "is not in the capture.", {"status_url": job.status_url, "polls": len(updates)})
+        updates[0].findings.insert(0, self._finding(job, raised, flow_id=first.flow_id, ts=first.response_ts))
+        last = updates[-1]
+        last.earlier = updates[:-1]
+        return last
 
     def _count_poll(self, job: Job, obs: Observation, match: Match, reading: Reading) -> None:
         """What one poll teaches about its job (after the rules judged it against the job as it was)."""
@@ -204,46 +347,13 @@ class Tracker:
 
     # --- findings -----------------------------------------------------------------------------
 
-    def _scope_key(self, job: Job | None, raised: Raise, flow_id: str | None = None, ts: float = 0.0) -> str:
-        """The finding's identity: per occurrence (scope None), per job, or per job and scope."""
-        owner = job.key if job else self._key_prefix
-        if raised.scope is None:
-            return f"{owner}:{raised.code}:{flow_id or ts}"
-        return f"{owner}:{raised.code}" + (f":{raised.scope}" if raised.scope else "")
-
     def _finding(self, job: Job | None, raised: Raise, *, flow_id: str | None, ts: float) -> Finding:
-        kind = CATALOGUE[raised.code]
-        key = self._scope_key(job, raised, flow_id, ts)
-        earlier = job.counts.get(key) if job else None
-        count = earlier.count + 1 if earlier else 1
-        finding = Finding(
-            key=key, code=raised.code, severity=kind.severity, job_key=job.key if job else None,
-            job_id=job.job_id if job else None,
-            flow_id=earlier.flow_id if earlier else flow_id, ts=earlier.ts if earlier else ts,
-            message=raised.message, evidence=raised.evidence | ({"count": count} if count > 1 else {}),
-            count=count,
-        )
-        if job is not None and raised.scope is not None:
-            job.counts[key] = finding
-        return finding
-
-    def _orphan_finding(self, obs: Observation) -> Finding:
-        raised = Raise("accepted-without-job-reference",
-                       f"{obs.method} {obs.url} answered {obs.status} with no status URL header and no job id in the body.",
-                       {"method": obs.method, "url": obs.url, "status": obs.status,
-                        "headers": sorted(obs.response_headers)}, scope=None)
-        return self._finding(None, raised, flow_id=obs.flow_id, ts=obs.response_ts)
+        return self._namer.name(job, raised, flow_id=flow_id, ts=ts)
 
     def _unknown_job(self, unknown_id: str, obs: Observation) -> Raise:
         recent = itertools.islice(reversed(self.jobs.values()), LOOKALIKE_WINDOW)
         lookalike = closest_id(unknown_id, [j.job_id for j in recent][::-1])
-        if lookalike is not None:
-            why = f"it looks like a mangled copy of job {lookalike}: the client lost or corrupted its job id."
-        else:
-            why = "it resembles no job created during this capture: the capture probably started after the job was created."
-        return Raise("unknown-job", f"poll for id {unknown_id!r}, which no 202 returned; {why}",
-                     {"id": unknown_id, "url": obs.url, "lookalike": lookalike,
-                      "likely": "mangled-id" if lookalike else "capture-started-late"}, scope=None)
+        return unknown_job(unknown_id, obs, lookalike=lookalike, mentioned=self.discovery.mentioned(unknown_id))
 
     # --- records ------------------------------------------------------------------------------
 

@@ -140,8 +140,9 @@ class PollWatch:
             if self.store is not None:
                 self.store.submit(update)
             self._annotate(flow, update)
-            for finding in update.new_findings:
-                self._log(finding, live=flow.live)
+            for each in update.all():
+                for finding in each.new_findings:
+                    self._log(finding, live=flow.live)
 
     def _remember(self, flow_id: str, job_key: str) -> None:
         self._flow_jobs[flow_id] = job_key

@@ -54,6 +54,7 @@ def analyze_recordings(paths: Iterable[str | Path], db: str | Path, *, config: C
     findings = _note_synthetic(findings, bool(synthetic))
     for update in updates:
         update.findings = _note_synthetic(update.findings, bool(synthetic))
+        update.earlier = []  # flattened by _run
 
     with Store(db, session) as store:
         for update in updates:
@@ -79,7 +80,7 @@ def _run(tracker: Tracker, recordings: list[Recording],
         for obs in recording.observations:
             update = tracker.observe(obs)
             if update is not None:
-                updates.append(update)
+                updates.extend(update.all())
             done += 1
             if on_progress is not None and (done % 200 == 0 or done == total):
                 on_progress(done, total)

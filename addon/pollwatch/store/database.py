@@ -175,7 +175,7 @@ class Store:
         return self
 
     def submit(self, update: Update) -> None:
-        self._pending.append(("update", update))
+        self._pending.extend(("update", each) for each in update.all())
 
     def submit_findings(self, findings: Iterable[Finding]) -> None:
         self._pending.extend(("finding", finding) for finding in findings)

@@ -1,0 +1,195 @@
+"""Job contracts real APIs use, recognised by general mechanisms: jobs created by any 2xx whose body
+names a running job, late binding, back references, resource-state polling, compound states,
+jobs discovered from their polls, monitor semantics, and status references that name another host.
+Each runs on the pure core and through the mitmproxy addon (the `traffic` fixture)."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import Traffic, codes
+from pollwatch.core.tracking import Tracker
+
+
+def jobs(traffic):
+    return list(traffic.tracker.jobs.values())
+
+
+def only_job(traffic):
+    [job] = jobs(traffic)
+    return job
+
+
+def states(job) -> list[str]:
+    return [s.value for s in job.states]
+
+
+# --- jobs created by any 2xx ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("status", [200, 201])
+def test_a_2xx_whose_body_names_a_planned_task_creates_a_job(traffic, status):
+    traffic.exchange("POST", "/api/tasks", status, body={"id": "t-101", "state": "planned"})
+    traffic.poll(None, "/api/tasks/t-101", body={"id": "t-101", "state": "running"})
+    traffic.poll(None, "/api/tasks/t-101", body={"id": "t-101", "state": "succeeded"})
+    job = only_job(traffic)
+    assert job.create_status == status and states(job) == ["queued", "running", "succeeded"]
+
+
+def test_a_synchronous_create_with_an_id_and_no_state_is_not_a_job(traffic):
+    assert traffic.exchange("POST", "/api/users", 201, body={"id": "u-1", "name": "Ada"}) is None
+    traffic.exchange("GET", "/api/users/u-1", 200, body={"id": "u-1", "name": "Ada"})
+    assert jobs(traffic) == []
+
+
+def test_a_create_answered_with_a_final_state_is_not_a_job(traffic):
+    assert traffic.exchange("POST", "/api/orders", 201, body={"id": "o-1", "status": "completed"}) is None
+    assert jobs(traffic) == []
+
+
+@pytest.mark.parametrize("body, polled", [
+    ({"id": "p-1", "status": "starting", "urls": {"get": "http://api.test:8080/v1/predictions/p-1"}},
+     "/v1/predictions/p-1"),
+    ({"job_status": {"url": "/v2/status/j-9"}, "status": "queued"}, "/v2/status/j-9"),
+    ({"volume": {"id": "v-1", "status": "creating",
+                 "links": [{"rel": "self", "href": "http://api.test:8080/v2/volumes/v-1"}]}}, "/v2/volumes/v-1"),
+])
+def test_nested_and_wrapped_references_give_the_status_url(traffic, body, polled):
+    traffic.exchange("POST", "/v1/things", 201, body=body)
+    assert traffic.tracker.jobs and only_job(traffic).status_url == "http://api.test:8080" + polled
+
+
+def test_a_task_id_under_another_spelling_names_the_job(traffic):
+    traffic.exchange("POST", "/api/task/async-apply/add", 200, body={"task-id": "9f1c0c2e-58a1-4bd1", "state": "PENDING"})
+    traffic.poll(None, "/api/task/result/9f1c0c2e-58a1-4bd1", body={"task-id": "9f1c0c2e-58a1-4bd1", "state": "SUCCESS"})
+    job = only_job(traffic)
+    assert job.job_id == "9f1c0c2e-58a1-4bd1" and job.terminal_state.value == "succeeded"
+
+
+# --- late binding and back references ---------------------------------------------------------------
+
+def test_a_polled_url_naming_an_id_a_mutation_returned_belongs_to_that_mutation(traffic):
+    upid = "UPID:node1:0000A1B2:0003C4D5:65F00000:qmstart:100:root@pam:"
+    assert traffic.exchange("POST", "/api2/json/nodes/node1/qemu/100/status/start", 200, body={"data": upid}) is None
+    update = traffic.poll(None, f"/api2/json/nodes/node1/tasks/{upid}/status", body={"data": {"status": "running"}})
+    traffic.poll(None, f"/api2/json/nodes/node1/tasks/{upid}/status",
+                 body={"data": {"status": "stopped", "exitstatus": "OK"}})
+    job = only_job(traffic)
+    assert update.poll.matched_by == "late-binding" and job.create_method == "POST"
+    assert states(job) == ["running", "succeeded"] and [u.poll.kind for u in update.all()] == ["create", "poll"]
+
+
+def test_a_status_document_naming_the_id_an_action_addressed_belongs_to_that_action(traffic):
+    traffic.exchange("POST", "/v4/linode/instances/52557263/boot", 200, body={})
+    event = {"id": 603805129, "status": "started", "entity": {"id": 52557263, "type": "linode"}}
+    update = traffic.poll(None, "/v4/account/events/603805129", body=event)
+    traffic.poll(None, "/v4/account/events/603805129", body=event | {"status": "finished"})
+    job = only_job(traffic)
+    assert update.poll.matched_by == "back-reference" and job.create_url.endswith("/52557263/boot")
+    assert job.terminal_state.value == "succeeded"
+
+
+def test_a_job_created_without_a_status_url_adopts_the_event_that_reports_it(traffic):
+    traffic.exchange("POST", "/v4/linode/instances", 200, body={"id": 52557263, "status": "provisioning"})
+    event = {"id": 603804661, "status": "started", "entity": {"id": 52557263}}
+    traffic.poll(None, "/v4/account/events/603804661", body=event)
+    traffic.poll(None, "/v4/account/events/603804661", body=event | {"status": "finished"})
+    traffic.poll(None, "/v4/linode/instances/52557263", body={"id": 52557263, "status": "running"})
+    job = only_job(traffic)
+    assert job.status_url.endswith("/account/events/603804661") and job.polls == 2
+    assert job.terminal_state.value == "succeeded"
+
+
+def test_a_template_poll_for_an_id_a_mutation_returned_is_not_an_unknown_job(traffic):
+    traffic.create()  # learns /api/exports/{id}
+    traffic.exchange("POST", "/api/exports/batch", 200, body={"data": {"exportId": "e-2077"}})
+    update = traffic.poll("running", "/api/exports/e-2077", body={"id": "e-2077", "status": "running"})
+    assert "unknown-job" not in codes(update) and update.job.create_url.endswith("/api/exports/batch")
+
+
+def test_unknown_job_names_a_late_capture_only_when_nothing_mentioned_the_id():
+    traffic = Traffic(Tracker())
+    traffic.create()
+    traffic.exchange("GET", "/api/exports?page=1", 200, body={"items": [{"id": "e-5550"}]})
+    update = traffic.poll(None, "/api/exports/zz-unrelated-9", status=404, body={"error": "not found"})
+    [finding] = [f for f in update.findings if f.code == "unknown-job"]
+    assert finding.evidence["likely"] == "capture-started-late"
+
+
+# --- resource-state polling -------------------------------------------------------------------------
+
+def test_a_created_resource_polled_until_available_succeeds(traffic):
+    traffic.exchange("POST", "/v2/volumes", 202, body={"volume": {"id": "vol-4462", "status": "creating"}})
+    traffic.poll(None, "/v2/volumes/vol-4462", body={"volume": {"id": "vol-4462", "status": "creating"}})
+    traffic.poll(None, "/v2/volumes/vol-4462", body={"volume": {"id": "vol-4462", "status": "available"}})
+    assert states(only_job(traffic)) == ["running", "succeeded"]
+
+
+def test_a_delete_polled_until_the_resource_is_gone_succeeds_without_job_missing(traffic):
+    traffic.exchange("DELETE", "/v2/volumes/vol-4462", 202, body=b"")
+    traffic.poll(None, "/v2/volumes/vol-4462", body={"volume": {"id": "vol-4462", "status": "deleting"}})
+    gone = traffic.poll(None, "/v2/volumes/vol-4462", status=404, body={"itemNotFound": {"code": 404}})
+    job = only_job(traffic)
+    assert states(job) == ["running", "succeeded"] and "job-missing" not in codes(gone)
+
+
+def test_a_cancel_of_a_running_job_is_not_a_new_job(traffic):
+    traffic.create()
+    traffic.exchange("DELETE", "/api/exports/e-1", 200, body={"id": "e-1", "status": "cancelling"})
+    traffic.poll("cancelled")
+    assert only_job(traffic).terminal_state.value == "cancelled"
+
+
+# --- compound states: a phase and an outcome ------------------------------------------------------------
+
+@pytest.mark.parametrize("final, terminal", [
+    ({"status": "completed", "conclusion": "failure"}, "failed"),
+    ({"status": "completed", "conclusion": "success"}, "succeeded"),
+    ({"status": "completed", "conclusion": "timed_out"}, "failed"),
+    ({"life_cycle_state": "TERMINATED", "result_state": "CANCELED"}, "cancelled"),
+    ({"state": "stopped", "result": "success"}, "succeeded"),
+    ({"state": "stopped", "result": "error"}, "failed"),
+    ({"status": "stopped", "exitstatus": "OK"}, "succeeded"),
+    ({"status": "stopped", "exitstatus": "command 'qm start' failed: exit code 1"}, "failed"),
+    ({"state": "stopped"}, "cancelled"),
+    ({"life_cycle_state": "TERMINATED"}, "succeeded"),
+    ({"state": "REVOKED"}, "cancelled"),
+])
+def test_a_final_phase_is_decided_by_the_outcome_beside_it(traffic, final, terminal):
+    traffic.create()
+    traffic.poll("running")
+    update = traffic.poll(None, body={"id": "e-1", **final})
+    assert update.poll.state == terminal and "unknown-state-word" not in codes(update)
+
+
+# --- jobs discovered from their polls -------------------------------------------------------------------
+
+def test_a_url_polled_until_terminal_without_a_creation_is_a_discovered_job(traffic):
+    assert traffic.poll(None, "/api/runs/r-77", body={"id": "r-77", "status": "running"}) is None
+    update = traffic.poll(None, "/api/runs/r-77", body={"id": "r-77", "status": "succeeded"})
+    job = only_job(traffic)
+    assert job.created_by == "poll" and job.polls == 2 and states(job) == ["running", "succeeded"]
+    assert [f.code for u in update.all() for f in u.findings] == ["creation-not-seen"]
+    assert update.all()[0].findings[0].severity.value == "info"
+
+
+def test_a_resource_read_again_and_again_is_not_a_job(traffic):
+    for _ in range(3):
+        assert traffic.poll(None, "/api/users/u-1", body={"id": "u-1", "status": "active"}) is None
+    assert jobs(traffic) == []
+
+
+# --- monitors and odd references ----------------------------------------------------------------------
+
+def test_a_location_monitor_answering_204_at_once_is_done(traffic):
+    traffic.exchange("DELETE", "/subscriptions/s/disks/d1", 202, headers={"Location": "/operations/op-1"}, body=b"")
+    update = traffic.poll(None, "/operations/op-1", status=204, body=b"")
+    assert update.poll.state == "succeeded" and only_job(traffic).terminal_state.value == "succeeded"
+
+
+def test_a_protocol_relative_location_is_followed_on_the_host_the_client_called(traffic):
+    traffic.exchange("POST", "/-/vaults/v1/jobs", 202, headers={"Location": "//vaults/v1/jobs/job-123"}, body=b"")
+    first = traffic.poll(None, "/vaults/v1/jobs/job-123", body={"StatusCode": "InProgress", "status": "InProgress"})
+    traffic.poll(None, "/vaults/v1/jobs/job-123", body={"status": "Succeeded"})
+    job = only_job(traffic)
+    assert codes(first) == ["status-url-off-host"] and job.terminal_state.value == "succeeded"
+    assert "//vaults/v1/jobs/job-123" in first.findings[0].message
