@@ -32,7 +32,6 @@ from pollwatch.store.views import ensure_views
 SCHEMA_VERSION = 1
 FLUSH_INTERVAL = 0.5
 BUSY_TIMEOUT_MS = 5000
-TABLES = ("meta", "sessions", "jobs", "polls", "transitions", "findings")
 
 log = logging.getLogger("pollwatch")
 

@@ -51,10 +51,6 @@ class _Where:
         self.clauses.append(clause)
         self.args.extend(args)
 
-    def prefix(self, column: str, value: str) -> None:
-        """`column` starts with `value`, literally (no LIKE wildcards, case-sensitive)."""
-        self.add(f"substr({column}, 1, length(?)) = ?", value, value)
-
     @property
     def sql(self) -> str:
         return " where " + " and ".join(self.clauses) if self.clauses else ""
