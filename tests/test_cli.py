@@ -113,3 +113,20 @@ def test_run_starts_mitmdump_with_the_addon_and_records_jobs(api, tmp_path):
         process.wait(timeout=20)
     result = invoke("jobs", "--db", db, "--format", "json")
     assert [j["job_id"] for j in json.loads(result.output)] == [location.rsplit("/", 1)[1]]
+
+
+def test_hints_name_tools_as_this_user_can_run_them(tmp_path, monkeypatch):
+    from pollwatch.cli.demo import command_name
+
+    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    for tool in ("pollwatch", "sqlite-utils"):
+        (venv_bin / tool).write_text("#!/bin/sh\n")
+        (venv_bin / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", [".venv/bin/pollwatch", "demo"])
+    assert command_name("pollwatch") == ".venv/bin/pollwatch"
+    assert command_name("sqlite-utils") == ".venv/bin/sqlite-utils"
+    monkeypatch.setenv("PATH", str(venv_bin))
+    assert command_name("pollwatch") == "pollwatch"

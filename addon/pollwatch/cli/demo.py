@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -16,16 +15,14 @@ from pollwatch.cli.options import db_option
 from pollwatch.cli.render import SEVERITY_STYLE
 
 
-def command_name() -> str:
-    """How this user runs pollwatch: `pollwatch` when that is what PATH finds, else the path they
-    used (a fresh clone has it only in `.venv/bin`)."""
-    invoked = Path(sys.argv[0])
-    if invoked.name != "pollwatch":  # not the console script (python -m, a test runner)
-        return "pollwatch"
-    on_path = shutil.which("pollwatch")
-    if on_path and Path(on_path).resolve() == invoked.resolve():
-        return "pollwatch"
-    return os.path.relpath(invoked)
+def command_name(tool: str) -> str:
+    """How this user runs `tool` (pollwatch, sqlite-utils, mitmweb): its name when PATH finds it,
+    else its path beside the pollwatch they ran, as they typed it (a fresh clone has them only in
+    `.venv/bin`)."""
+    if shutil.which(tool):
+        return tool
+    beside = Path(sys.argv[0]).with_name(tool)
+    return str(beside) if beside.is_file() else tool
 
 
 @click.command()
@@ -68,7 +65,6 @@ def demo(names: tuple[str, ...], list_only: bool, db: str, record: str) -> None:
     console.print(_demo_table(run))
     console.print(f"\nDatabase: [bold]{Path(db).resolve()}[/]\nRecording: [bold]{Path(record).resolve()}[/]\n")
     console.print("Next, try:")
-    pollwatch = command_name()
     for command, what in (
         (f"pollwatch jobs --db {db}", "every job with its state sequence"),
         (f"pollwatch warnings --db {db}", "every finding with its fix (--format json for scripts)"),
@@ -80,8 +76,8 @@ def demo(names: tuple[str, ...], list_only: bool, db: str, record: str) -> None:
          "a failing job next to a healthy one"),
         (f"mitmweb -r {record}", "the recorded flows, marked and commented, in mitmproxy's UI"),
     ):
-        if command.startswith("pollwatch "):
-            command = pollwatch + command.removeprefix("pollwatch")
+        tool, _, rest = command.partition(" ")
+        command = f"{command_name(tool)} {rest}"
         console.print(f"  [cyan]{escape(command)}[/]\n      [dim]{what}[/]")
     if not run.ok:
         raise SystemExit(1)
