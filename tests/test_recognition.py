@@ -164,12 +164,25 @@ def test_a_final_phase_is_decided_by_the_outcome_beside_it(traffic, final, termi
 # --- jobs discovered from their polls -------------------------------------------------------------------
 
 def test_a_url_polled_until_terminal_without_a_creation_is_a_discovered_job(traffic):
-    assert traffic.poll(None, "/api/runs/r-77", body={"id": "r-77", "status": "running"}) is None
+    assert traffic.poll(None, "/api/runs/r-77", body={"id": "r-77", "status": "processing"}) is None
     update = traffic.poll(None, "/api/runs/r-77", body={"id": "r-77", "status": "succeeded"})
     job = only_job(traffic)
     assert job.created_by == "poll" and job.polls == 2 and states(job) == ["running", "succeeded"]
     assert [f.code for u in update.all() for f in u.findings] == ["creation-not-seen"]
     assert update.all()[0].findings[0].severity.value == "info"
+
+
+def test_a_discovered_job_read_after_it_ended_is_read_not_polled(traffic):
+    traffic.poll(None, "/api/runs/r-77", body={"id": "r-77", "status": "processing"})
+    traffic.poll(None, "/api/runs/r-77", body={"id": "r-77", "status": "succeeded"})
+    assert traffic.poll(None, "/api/runs/r-77", body={"id": "r-77", "status": "succeeded"}) is None
+    assert only_job(traffic).polls == 2
+
+
+def test_a_resource_whose_state_changes_like_a_users_is_not_discovered(traffic):
+    for status in ("pending", "active", "active", "pending", "active"):
+        assert traffic.poll(None, "/api/users/u-1", body={"id": "u-1", "status": status}) is None
+    assert jobs(traffic) == []
 
 
 def test_a_resource_read_again_and_again_is_not_a_job(traffic):
@@ -193,3 +206,75 @@ def test_a_protocol_relative_location_is_followed_on_the_host_the_client_called(
     job = only_job(traffic)
     assert codes(first) == ["status-url-off-host"] and job.terminal_state.value == "succeeded"
     assert "//vaults/v1/jobs/job-123" in first.findings[0].message
+
+
+# --- healthy traffic stays quiet (each of these once made a job or a finding) ----------------------------
+
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", "/api/orders", {"id": "ord-1001", "status": "pending"}),
+    ("PUT", "/api/vms/vm-7", {"id": "vm-7", "name": "renamed", "status": "running"}),
+    ("POST", "/v2/checkout/orders", {"id": "5O190127TN364715T", "status": "CREATED"}),
+    ("POST", "/api/invitations", {"id": "inv-42", "status": "accepted"}),
+    ("POST", "/api/login", {"user": {"id": "u-123", "status": "pending"}}),
+])
+def test_a_resource_answered_with_a_status_of_its_own_is_not_a_job(traffic, method, path, body):
+    assert traffic.exchange(method, path, 201 if method == "POST" else 200, body=body) is None
+    assert jobs(traffic) == []
+
+
+def test_a_job_with_a_status_url_is_not_taken_over_by_a_document_naming_its_owner(traffic):
+    traffic.exchange("POST", "/api/users/u-123/exports", 202, headers={"Location": "/api/exports/e-1"},
+                     body={"id": "e-1", "status": "queued"})
+    traffic.poll(None, "/api/orders/o-5", body={"id": "o-5", "status": "processing", "user_id": "u-123"})
+    job = only_job(traffic)
+    assert job.status_url.endswith("/api/exports/e-1") and job.polls == 0
+
+
+def test_ids_a_graphql_answer_lists_do_not_make_later_reads_jobs(traffic):
+    traffic.exchange("POST", "/graphql", 200, body={"data": {"orders": [{"id": "o-5"}, {"id": "o-6"}]}})
+    traffic.poll(None, "/api/orders/o-5", body={"id": "o-5", "status": "processing"})
+    assert jobs(traffic) == []
+
+
+def test_a_result_link_is_followed_only_on_the_jobs_own_host(traffic):
+    traffic.exchange("POST", "/zones/z1/servers/s-1/action", 202, headers={"Location": "/zones/z1/tasks/t-1"},
+                     body={"task": {"id": "t-1", "status": "pending", "href_result": "/servers/s-1b"}})
+    elsewhere = traffic.poll(None, "http://metrics.test:9000/v1/dashboards/s-1b", body={"status": "failed"})
+    assert elsewhere is None and only_job(traffic).polls == 0
+
+
+def test_a_cancel_action_of_a_job_in_flight_is_not_a_second_job(traffic):
+    traffic.exchange("POST", "/api/tasks", 200, body={"taskId": "t-101", "state": "queued"})
+    traffic.exchange("POST", "/api/tasks/t-101/cancel", 200, body={"taskId": "t-101", "state": "cancelling"})
+    assert len(jobs(traffic)) == 1
+
+
+def test_a_delete_followed_on_a_separate_monitor_that_answers_404_is_missing_not_done(traffic):
+    traffic.exchange("DELETE", "/disks/d1", 202, headers={"Location": "/operations/op-1"}, body=b"")
+    update = traffic.poll(None, "/operations/op-1", status=404, body={"error": "not found"})
+    assert update.poll.state is None and "job-missing" in codes(update)
+
+
+def test_an_adopted_job_gets_no_plain_word_as_its_id(traffic):
+    traffic.exchange("POST", "/v4/instances", 200, body={"id": 52557263, "status": "provisioning"})
+    traffic.poll(None, "/api/activity/latest", body={"status": "started", "entity": {"id": 52557263}})
+    assert traffic.tracker.index._by_id.get("latest") is None
+
+
+def test_forgotten_jobs_leave_no_status_url_behind():
+    from pollwatch.core.config import Config
+
+    traffic = Traffic(Tracker(Config(max_jobs=10)))
+    for n in range(60):  # each job moves from its task URL to its result URL on the first poll
+        traffic.exchange("POST", "/api/backups", 202, headers={"Location": f"/api/tasks/t-{n:03}"},
+                         body={"task": {"id": f"t-{n:03}", "status": "pending", "href_result": f"/images/i-{n:03}"}})
+        traffic.poll(None, f"/api/images/i-{n:03}", body={"image": {"id": f"i-{n:03}", "state": "available"}})
+    index = traffic.tracker.index
+    assert len(index._by_status_key) <= 2 * len(index.jobs)  # a task URL and a result URL each
+    assert {j.key for j in index._by_status_key.values()} <= set(index.jobs)
+
+
+def test_very_long_unknown_ids_are_not_compared_for_lookalikes():
+    from pollwatch.core.lookalike import closest_id
+
+    assert closest_id("x" * 65, ["x" * 64]) is None

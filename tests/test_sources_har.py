@@ -110,3 +110,13 @@ def test_a_body_that_is_not_base64_names_the_entry(tmp_path):
 def test_entries_that_are_not_a_list_are_an_error(tmp_path):
     with pytest.raises(ReadError, match=r"edited\.har: not a HAR file \(no log\.entries list\)"):
         read(write(tmp_path, {"log": {"entries": {"0": {}}}}))
+
+
+@pytest.mark.parametrize("field, value", [("time", float("nan")), ("time", float("inf")), ("time", 1e300),
+                                          ("startedDateTime", 1e300), ("startedDateTime", -5)])
+def test_impossible_times_are_refused_in_one_line(tmp_path, field, value):
+    document = specimen()
+    document["log"]["entries"][1][field] = value
+    with pytest.raises(ReadError) as caught:
+        read(write(tmp_path, document))
+    assert "entry 1" in str(caught.value) and "\n" not in str(caught.value)

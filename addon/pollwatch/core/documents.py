@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 MAX_IDS = 64          # id values collected from one document
@@ -63,6 +63,26 @@ def is_id_key(key: str) -> bool:
     return bool(_ID_KEY.search(key))
 
 
+JOB_NOUNS = frozenset({"task", "job", "operation", "op", "run", "request", "execution", "process", "workflow",
+                       "build", "deployment", "prediction", "upid", "uuid", "guid"})
+_WORDS = re.compile(r"[-_.]|(?<=[a-z0-9])(?=[A-Z])")
+
+
+def names_the_job(key: str) -> bool:
+    """An id field that names the job itself (`task-id`, `runId`, `uuid`), not something it
+    touches (`user_id`, `volume_id`)."""
+    if not is_id_key(key):
+        return False
+    words = [w for w in _WORDS.split(key) if w]
+    return bool(words) and words[0].lower() in JOB_NOUNS
+
+
+def is_own_id_key(key: str) -> bool:
+    """A field holding the id of the object it sits in (`id`, `uuid`) or of a job (`taskId`):
+    what a status document is about, not what it refers to (`user_id`)."""
+    return key in ("id", "uuid", "guid", "ID", "Id") or names_the_job(key)
+
+
 def looks_like_id(value: str) -> bool:
     """A value that could name one job or resource: no spaces, not a version (`v4beta`) or a plain
     word (`instances`), and long enough not to appear everywhere by chance."""
@@ -84,14 +104,15 @@ def scalar_id(value: Any) -> str | None:
     return None
 
 
-def id_values(document: Any, depth: int = 0) -> Iterator[str]:
-    """Values of id-named fields anywhere in the document (bounded depth), id-looking only."""
+def id_values(document: Any, depth: int = 0, key_test: Callable[[str], bool] = is_id_key) -> Iterator[str]:
+    """Values of id fields (as `key_test` says) anywhere in the document (bounded depth),
+    id-looking only."""
     if depth > MAX_DEPTH:
         return
     items: Sequence[Any] = ()
     if isinstance(document, Mapping):
         for key, value in document.items():
-            if isinstance(key, str) and is_id_key(key):
+            if isinstance(key, str) and key_test(key):
                 text = scalar_id(value)
                 if text is not None and looks_like_id(text):
                     yield text
@@ -100,13 +121,13 @@ def id_values(document: Any, depth: int = 0) -> Iterator[str]:
         items = document[:50]
     for item in items:
         if isinstance(item, Mapping | list):
-            yield from id_values(item, depth + 1)
+            yield from id_values(item, depth + 1, key_test)
 
 
-def collect_ids(document: Any) -> list[str]:
+def collect_ids(document: Any, key_test: Callable[[str], bool] = is_id_key) -> list[str]:
     """Distinct id values of a document, at most MAX_IDS, in document order."""
     out: dict[str, None] = {}
-    for value in id_values(document):
+    for value in id_values(document, 0, key_test):
         out.setdefault(value)
         if len(out) >= MAX_IDS:
             break

@@ -7,10 +7,11 @@ import itertools
 from collections import OrderedDict
 from typing import NamedTuple
 
+from pollwatch.core.documents import looks_like_id
 from pollwatch.core.job import Job
 from pollwatch.core.observation import Observation
 from pollwatch.core.references import JobReference, Template
-from pollwatch.core.urls import origin_of, path_key, split, url_key, url_tokens
+from pollwatch.core.urls import origin_of, path_key, path_segments, split, url_key, url_tokens
 
 POLL_METHODS = frozenset({"GET", "HEAD"})
 MIN_ID_LENGTH = 3      # shorter ids ("7", "42") appear in too many unrelated URLs to match on
@@ -54,8 +55,9 @@ class JobIndex:
         if job is not None:
             return Match(job, "off-host")
         tokens = url_tokens(obs.url)
-        job = next((self._by_result[t] for t in tokens if t in self._by_result), None)
-        if job is not None:
+        segments = path_segments(obs.url)
+        job = self._by_result.get(segments[-1]) if segments else None
+        if job is not None and job.host == origin_of(obs.url):  # the result itself, on the job's host
             return Match(job, "result")
         candidates = [j for token in tokens for j in self._by_id.get(token, ())]
         if candidates:
@@ -76,15 +78,21 @@ class JobIndex:
                 return Match(None, "template", unknown)
         return None
 
-    def job_at(self, url: str) -> Job | None:
-        """The job whose status URL (or its path) this is."""
-        return self._by_status_key.get(url_key(url)) or self._by_path.get(path_key(url))
+    def jobs_named_by(self, url: str) -> list[Job]:
+        """Jobs this URL is about: the one whose status URL (or path) it is, and those whose id it
+        holds as a whole segment on their host (`POST /tasks/t-101/cancel`)."""
+        found = [j for j in (self._by_status_key.get(url_key(url)), self._by_path.get(path_key(url))) if j]
+        origin = origin_of(url)
+        found += [j for token in url_tokens(url) for j in self._by_id.get(token, ()) if j.host == origin]
+        return found
 
-    def add(self, job: Job, ref: JobReference) -> None:
-        """Remember a new job under its status URL, its ids and (learnt) its URL template."""
+    def add(self, job: Job, ref: JobReference, *, learn: bool = False) -> None:
+        """Remember a new job under its status URL, its ids and, when `learn` (a creation that
+        announced itself as asynchronous), its URL's shape as a template."""
         self.jobs[job.key] = job
-        if ref.status_url and ref.job_id:
+        if ref.status_url:
             self.index_status_url(job, ref.status_url)
+        if learn and ref.status_url and ref.job_id:
             template = Template.learn(ref.status_url, ref.job_id)
             if template is not None and template.segments not in self._learnt and len(self._learnt) < MAX_TEMPLATES:
                 self._learnt.add(template.segments)
@@ -102,21 +110,32 @@ class JobIndex:
         self._evict()
 
     def index_status_url(self, job: Job, url: str) -> None:
-        self._by_status_key[url_key(url)] = job
-        path = path_key(url)
+        key, path = url_key(url), path_key(url)
+        self._by_status_key[key] = job
         # A path shared by several jobs (/status?job=a1, /status?job=b2) names none of them.
         self._by_path[path] = job if self._by_path.get(path, job) is job else None
+        job.index_keys.append((key, path))
 
     def rebind(self, job: Job, url: str, job_id: str | None) -> None:
         """The job's status lives at `url` after all (found by what the URL's document names): it
         is indexed there, and the ids it was created with no longer lead to it (they name the
         resource it acts on, whose own URL is not its status)."""
         self._drop_aliases(job)
-        job.aliases = [job_id] if job_id else []
+        job.aliases = [job_id] if job_id and len(job_id) >= MIN_ID_LENGTH and looks_like_id(job_id) else []
         for alias in job.aliases:
             self._by_id.setdefault(alias, []).append(job)
+        self._unindex_status_urls(job)
         job.status_url = url
         self.index_status_url(job, url)
+
+    def _unindex_status_urls(self, job: Job) -> None:
+        """Every status URL the job was ever indexed under (it moves on first polls and rebinds)."""
+        for key, path in job.index_keys:
+            if self._by_status_key.get(key) is job:
+                del self._by_status_key[key]
+            if self._by_path.get(path) is job:
+                del self._by_path[path]
+        job.index_keys.clear()
 
     def _drop_aliases(self, job: Job) -> None:
         for alias in job.aliases:
@@ -141,11 +160,7 @@ class JobIndex:
     def _forget(self, job: Job) -> None:
         del self.jobs[job.key]
         self.active.pop(job.key, None)
-        if job.status_url:
-            for index, key in ((self._by_status_key, url_key(job.status_url)),
-                               (self._by_path, path_key(job.status_url))):
-                if index.get(key) is job:
-                    del index[key]
+        self._unindex_status_urls(job)
         for lookup, keys in ((self._by_result, job.result_ids), (self._off_host, [job.off_host_key])):
             for key in keys:
                 if key is not None and lookup.get(key) is job:

@@ -41,6 +41,7 @@ class Job:
     monitor: bool = False  # a Location-style monitor: 200/201/204 without a state field means done
     result_ids: list[str] = field(default_factory=list)  # ids of the result a task links to
     off_host_key: str | None = None  # the status URL moved onto the host the client called
+    index_keys: list[tuple[str, str]] = field(default_factory=list)  # (url key, path key) it is indexed under
     status_reference: str | None = None  # the status reference as the creating response wrote it
     referenced_url: str | None = None  # what that reference resolves to
     operation_ids: dict[str, str] = field(default_factory=dict)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 
 _PARTS = re.compile(r"[-_.:/@]")
+MAX_ID_LENGTH = 64
 
 
 def closest_id(unknown: str, known: list[str]) -> str | None:
     """A known id within a small edit distance: the unknown one is probably a corrupted copy.
     Never the same id, and never a sibling (`live-ok-1` and `live-fail-1`, `e-1001` and `e-1002`
     are different ids of one family, not one id damaged)."""
+    if len(unknown) > MAX_ID_LENGTH:
+        return None  # the distance costs the square of the length; ids this long are not typed by hand
     best, best_distance = None, max(2, len(unknown) // 4) + 1
     for candidate in reversed(known):  # newest first: the likeliest to be the one just lost
         if abs(len(candidate) - len(unknown)) >= best_distance or candidate == unknown or siblings(candidate, unknown):

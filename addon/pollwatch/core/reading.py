@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pollwatch.core.job import Job
 from pollwatch.core.observation import Observation
 from pollwatch.core.states import State, Vocabulary, read_done_flag, state_of
-from pollwatch.core.urls import url_key
+from pollwatch.core.urls import path_key, url_key
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def read_state(obs: Observation, job: Job | None, document: object, *, fields: S
     if status == 304:
         return Reading("304 Not Modified", stored_state(obs, job), "stored-copy")
     on_status_url = job is not None and job.status_url is not None and url_key(obs.url) == url_key(job.status_url)
-    if status in (404, 410) and on_status_url and job is not None and job.create_method == "DELETE":
+    if status in (404, 410) and on_status_url and job is not None and _deletes(job):
         return Reading(f"{status} gone", State.SUCCEEDED, "status-code")  # what a delete was waiting for
     if status == 410:
         return Reading("410 Gone", State.EXPIRED, "status-code")
@@ -55,6 +55,12 @@ def read_state(obs: Observation, job: Job | None, document: object, *, fields: S
         if status in (200, 201, 204) and job.monitor:
             return Reading(f"{status} on monitor", State.SUCCEEDED, "status-code")
     return NOTHING
+
+
+def _deletes(job: Job) -> bool:
+    """A DELETE whose job is followed on the resource it removes (not on a separate monitor)."""
+    return (job.create_method == "DELETE" and job.create_url is not None and job.status_url is not None
+            and path_key(job.create_url) == path_key(job.status_url))
 
 
 def looks_like_status(status: int | None, reading: Reading) -> bool:

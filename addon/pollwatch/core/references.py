@@ -8,14 +8,13 @@ and names the job.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from pydantic import BaseModel
 
-from pollwatch.core.documents import is_id_key, layers, link, looks_like_id, lookup, scalar_id
+from pollwatch.core.documents import layers, link, looks_like_id, lookup, names_the_job, scalar_id
 from pollwatch.core.observation import Headers
 from pollwatch.core.urls import origin_of, path_segments, query_values, split, url_tokens
 
@@ -24,6 +23,9 @@ REFERENCE_HEADERS = ("operation-location", "azure-asyncoperation", "location", "
 ID_FIELDS = ("id", "jobId", "job_id", "operationId", "operation_id", "name")
 LINK_FIELDS = ("href", "statusUrl", "status_url", "links.status", "_links.self.href", "links.self",
                "_links.status.href", "statusUri", "job_status.url", "urls.get", "urls.status", "self")
+STATUS_LINKS = frozenset({"statusUrl", "status_url", "statusUri", "links.status", "_links.status.href",
+                          "job_status.url", "urls.get", "urls.status"})
+"""Body links that name a status monitor (not the created resource itself): a sign of a job."""
 RESULT_FIELDS = ("href_result", "resourceLocation", "result_url", "resultUrl", "links.result", "urls.result")
 """Where the result of a task will be: clients often poll the result instead of the task."""
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -195,17 +197,12 @@ def _body_ids(document: Mapping[str, Any], fields: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-JOB_NOUNS = frozenset({"task", "job", "operation", "op", "run", "request", "execution", "process", "workflow",
-                       "build", "deployment", "prediction", "upid", "uuid", "guid"})
-
-
-def names_the_job(key: str) -> bool:
-    """An id field that names the job itself (`task-id`, `runId`, `uuid`), not something it
-    touches (`user_id`, `volume_id`)."""
-    if not is_id_key(key):
-        return False
-    words = [w for w in re.split(r"[-_.]|(?<=[a-z0-9])(?=[A-Z])", key) if w]
-    return words[0].lower() in JOB_NOUNS
+def names_a_job(ref: JobReference, document: Mapping[str, Any]) -> bool:
+    """Signs that a 2xx body describes a job rather than a resource that happens to have a
+    status: a status-monitor link, or an id field named for a job (`task-id`, `runId`)."""
+    if ref.source.removeprefix("body.") in STATUS_LINKS:
+        return True
+    return any(isinstance(key, str) and names_the_job(key) for layer in layers(document) for key in layer)
 
 
 def _confirming_values(document: Mapping[str, Any] | None, tokens: set[str]) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from pollwatch.core.documents import layers, lookup, parse_json_object
 
-__all__ = ["State", "TERMINAL", "Vocabulary", "StateWord", "state_of", "read_state_word", "read_done_flag",
+__all__ = ["State", "TERMINAL", "Vocabulary", "StateWord", "state_of", "JOB_WORDS", "says_work_in_progress", "read_state_word", "read_done_flag",
            "parse_json_object", "lookup", "fold", "DEFAULT_STATE_FIELDS"]
 
 
@@ -63,6 +63,14 @@ _WORDS: dict[State, tuple[str, ...]] = {
     State.CANCELLED: ("canceled", "cancelled", "aborted", "revoked", "stopped"),
     State.EXPIRED: ("expired",),
 }
+JOB_WORDS = frozenset({
+    "notstarted", "queued", "enqueued", "submitted", "scheduled", "waiting", "validating", "runnable", "initializing",
+    "planned", "starting", "inprogress", "processing", "started", "dequeued", "executing", "creating", "updating",
+    "deleting", "finalizing", "provisioning", "migrating", "building", "retry", "retrying",
+})
+"""Non-terminal words that say work is in progress. Words a resource may simply have (`pending`
+orders, `new` tickets, `running` machines, `accepted` invitations) are states, but no sign of a job."""
+
 DEFAULT_VOCABULARY: dict[str, State] = {word: state for state, words in _WORDS.items() for word in words}
 
 DEFAULT_STATE_FIELDS: tuple[str, ...] = (
@@ -92,19 +100,44 @@ def fold(word: str) -> str:
 
 
 class Vocabulary:
-    """Maps vendor state words to canonical states; extendable with `word=state` pairs."""
+    """Maps vendor state words to canonical states; extendable with `word=state` pairs.
 
-    def __init__(self, extra: Mapping[str, str] | None = None) -> None:
+    A pair whose word is `PHASE/OUTCOME` (`Cooled/Green=succeeded`, the form pollwatch records
+    compound states in) teaches that PHASE only says the job ended and OUTCOME how; a plain word
+    mapped to a terminal state also counts as an outcome word. `outcome_fields` are extra dotted
+    paths (from the object the state was read in) of the field that decides a final phase."""
+
+    def __init__(self, extra: Mapping[str, str] | None = None, *, outcome_fields: Sequence[str] = ()) -> None:
         self._words = dict(DEFAULT_VOCABULARY)
+        self._outcomes = dict(OUTCOMES)
+        self._final_phases = set(FINAL_PHASES)
+        self.outcome_fields = tuple(outcome_fields)
         for word, state in (extra or {}).items():
-            self._words[fold(word)] = State(state.strip().lower())
+            target = State(state.strip().lower())
+            phase, compound, outcome = word.partition("/")
+            if compound and phase.strip() and outcome.strip():
+                self._final_phases.add(fold(phase))
+                self._outcomes[fold(outcome)] = target
+                continue
+            self._words[fold(word)] = target
+            if target.terminal:
+                self._outcomes.setdefault(fold(word), target)
 
     def normalise(self, word: str) -> State:
         return self._words.get(fold(word), State.UNKNOWN)
 
     def outcome(self, word: str) -> State | None:
         """How a finished job ended, from an outcome word (`success`, `FAILED`, `timed_out`)."""
-        return OUTCOMES.get(fold(word))
+        return self._outcomes.get(fold(word))
+
+    def is_final_phase(self, word: str) -> bool:
+        """A phase word that only says the job ended (`completed`, `TERMINATED`)."""
+        return fold(word) in self._final_phases
+
+
+def says_work_in_progress(word: str) -> bool:
+    """A word that on its own says a job is under way (see JOB_WORDS)."""
+    return fold(word) in JOB_WORDS
 
 
 class StateWord(NamedTuple):
@@ -128,22 +161,22 @@ def state_of(document: Mapping[str, Any], fields: Sequence[str], vocabulary: Voc
 
 
 def _with_outcome(document: Mapping[str, Any], path: str, word: str, vocabulary: Vocabulary) -> StateWord | None:
-    if fold(word) not in FINAL_PHASES:
+    if not vocabulary.is_final_phase(word):
         return None
     head = path.rpartition(".")[0]
     parent = lookup(document, head) if head else document
     if not isinstance(parent, Mapping):
         return None
-    for field in OUTCOME_FIELDS:
-        value = parent.get(field)
+    beside = [(field, parent.get(field), f"{f'{head}.' if head else ''}{field}") for field in OUTCOME_FIELDS]
+    configured = [(p.rpartition(".")[2], lookup(document, p), p) for p in vocabulary.outcome_fields]
+    for field, value, outcome_path in [*beside, *configured]:
         if not isinstance(value, str) or not value.strip():
             continue
         state = vocabulary.outcome(value)
         if state is None and field in EXIT_STATUS_FIELDS:
             state = State.FAILED  # an exit status other than OK is the error's message
         if state is not None:
-            source = f"{path}+{f'{head}.' if head else ''}{field}"
-            return StateWord(f"{word}/{value.strip()}", state, source)
+            return StateWord(f"{word}/{value.strip()}", state, f"{path}+{outcome_path}")
     return None
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pollwatch.core.cache import REQUEST_CACHE_HEADERS, RESPONSE_CACHE_HEADERS, CacheAnalysis, analyse, parse_retry_after, pick
 from pollwatch.core.config import Config
 from pollwatch.core.discovery import Candidate, Discovery, Mutation
-from pollwatch.core.documents import collect_ids, looks_like_id
+from pollwatch.core.documents import collect_ids, is_id_key, is_own_id_key, layers, looks_like_id, scalar_id
 from pollwatch.core.findings import Finding
 from pollwatch.core.index import POLL_METHODS, JobIndex, Match
 from pollwatch.core.job import Job, RecentPoll
@@ -25,14 +25,15 @@ from pollwatch.core.observation import Headers, Observation
 from pollwatch.core.reading import NOTHING, Reading, looks_like_status, read_state
 from pollwatch.core.records import PollRecord, Transition, Update
 from pollwatch.core.references import (
-    MUTATING_METHODS, JobReference, Template, find_reference, id_from_url, is_job_creation, request_ids, self_reference,
+    MUTATING_METHODS, JobReference, Template, find_reference, id_from_url, is_job_creation, names_a_job, request_ids,
+    self_reference,
 )
 from pollwatch.core.naming import FindingNamer
 from pollwatch.core.rules import (
     CREATION_RULES, POLL_RULES, PollFacts, Raise, accepted_without_job_reference, polling_abandoned, stuck_non_terminal,
     unknown_job,
 )
-from pollwatch.core.states import State, parse_json_object, state_of
+from pollwatch.core.states import State, parse_json_object, says_work_in_progress, state_of
 from pollwatch.core.urls import origin_of, path_segments, url_tokens
 
 LOOKALIKE_WINDOW = 500  # recent jobs an unknown id is compared with
@@ -75,9 +76,9 @@ class Tracker:
         if mutating and self._acts_on_a_running_job(obs):
             return None  # a cancel or an update of a job in flight, not a new job
         document = parse_json_object(obs.content()) if mutating else None
-        if is_job_creation(obs.status, obs.response_headers, self.config.status_headers) or (
-                mutating and self._names_a_running_job(document)):
-            update = self._create(obs)  # before an unknown id: a new GET-202 monitor fits a template too
+        strong = is_job_creation(obs.status, obs.response_headers, self.config.status_headers)
+        if strong or (mutating and self._names_a_running_job(document)):
+            update = self._create(obs, learn=strong)  # before an unknown id: a GET-202 monitor fits a template too
             if mutating:
                 self._remember_mutation(obs, document, update.job.key if update.job else None)
             return update
@@ -85,9 +86,6 @@ class Tracker:
             self._remember_mutation(obs, document, None)
             return None
         if match is not None:  # fits a status-URL template, for an id no job has
-            late = self.discovery.mentions(match.unknown_id or "")
-            if late is not None:  # the id came back from a mutation no rule recognised as a creation
-                return self._late(obs, late, "late-binding")
             return self._unclaimed(obs, match) or self._poll(obs, match)
         if method in POLL_METHODS and obs.status is not None and 200 <= obs.status < 300:
             return self._unclaimed(obs)
@@ -118,7 +116,7 @@ class Tracker:
 
     # --- creation -----------------------------------------------------------------------------
 
-    def _create(self, obs: Observation) -> Update:
+    def _create(self, obs: Observation, *, learn: bool = True) -> Update:
         document = parse_json_object(obs.content())
         ref = find_reference(obs.url, obs.response_headers, document,
                              extra_headers=self.config.status_headers, extra_id_fields=self.config.id_fields)
@@ -129,7 +127,7 @@ class Tracker:
         if ref.job_id is None:
             return Update(findings=[self._finding(None, accepted_without_job_reference(obs), flow_id=obs.flow_id,
                                                   ts=obs.response_ts)])
-        job = self._new_job(ref, obs, created_by="response")
+        job = self._new_job(ref, obs, created_by="response", learn=learn)
         self._note_creation(job, obs)
         job.status_reference, job.referenced_url = ref.raw, ref.status_url
         reading = self._read(obs, None, document)  # only the body speaks for a creating response
@@ -155,8 +153,8 @@ class Tracker:
         job.create_status, job.create_flow_id = obs.status, obs.flow_id
 
     def _acts_on_a_running_job(self, obs: Observation) -> bool:
-        job = self.index.job_at(obs.url)
-        return job is not None and not (job.finished or job.abandoned)
+        """A mutation of a job in flight (a cancel, a DELETE of the running job) is no new job."""
+        return any(not (job.finished or job.abandoned) for job in self.index.jobs_named_by(obs.url))
 
     def _names_a_running_job(self, document: object) -> bool:
         """A mutating response whose body names a job (an id or a link) in a non-terminal state:
@@ -168,30 +166,35 @@ class Tracker:
         if found is None or found.state is State.UNKNOWN or found.state.terminal:
             return False
         ref = find_reference("http://x/", self._no_headers, document, extra_id_fields=self.config.id_fields)
-        return ref.job_id is not None
+        return ref.job_id is not None and (says_work_in_progress(found.raw) or names_a_job(ref, document))
 
     def _remember_mutation(self, obs: Observation, document: object, job_key: str | None) -> None:
         """Ids a mutation returned or addressed: a later poll may name them (late binding)."""
-        returned = collect_ids(document) if isinstance(document, dict) else []
-        if isinstance(document, dict) and isinstance(document.get("data"), str) and looks_like_id(document["data"]):
-            returned.append(document["data"].strip())  # a bare task id: {"data": "UPID:node:..."}
+        returned: list[str] = []
+        if isinstance(document, dict):  # what it returned for the thing it created, not ids it lists
+            ref = find_reference(obs.url, self._no_headers, document, extra_id_fields=self.config.id_fields)
+            own = [v for layer in layers(document) for k, raw in layer.items()
+                   if isinstance(k, str) and is_id_key(k) and (v := scalar_id(raw)) is not None]
+            returned = [i for i in dict.fromkeys([*ref.aliases, *own]) if looks_like_id(i)]
         url_ids = [s for s in path_segments(obs.url) if looks_like_id(s)]
         self.discovery.remember_mutation(obs, returned, url_ids, job_key)
 
-    def _new_job(self, ref: JobReference, obs: Observation, *, created_by: str) -> Job:
+    def _new_job(self, ref: JobReference, obs: Observation, *, created_by: str, learn: bool = False) -> Job:
         assert ref.job_id is not None
         job = Job(key=f"{self._key_prefix}{next(self._serial)}", job_id=ref.job_id, aliases=ref.aliases,
                   status_url=ref.status_url, host=origin_of(ref.status_url or obs.url), created_at=obs.response_ts,
                   created_by=created_by, reference_source=ref.source,
                   operation_ids=request_ids(obs.response_headers, self.config.id_headers))
-        self.index.add(job, ref)
+        self.index.add(job, ref, learn=learn)
         return job
 
     # --- polls --------------------------------------------------------------------------------
 
     def _poll(self, obs: Observation, match: Match) -> Update | None:
-        document = parse_json_object(obs.content())
         job = match.job
+        if job is not None and job.reference_source == "discovered" and job.finished:
+            return None  # known only from its polls: after it ended, a read is a read, not a poll
+        document = parse_json_object(obs.content())
         reading = self._read(obs, job, document)
         if match.matched_by != "canonical" and not looks_like_status(obs.status, reading):
             return None  # related traffic (a result download, say), not a status poll
@@ -238,24 +241,28 @@ class Tracker:
         found = state_of(document, self._state_fields, self._vocabulary) if document is not None else None
         if found is None or found.state is State.UNKNOWN:
             return None
-        if not found.state.terminal:
+        if not found.state.terminal or template is not None:  # a template is evidence enough
             mutation = self.discovery.by_url(url_tokens(obs.url))
             if mutation is not None:
                 return self._late(obs, mutation, "late-binding")
-            mutation = self.discovery.by_reference(collect_ids(document), self._awaiting_first_poll)
+        if not found.state.terminal:
+            mutation = self.discovery.by_reference(collect_ids(document, is_own_id_key), self._awaiting_status_url)
             if mutation is not None:
                 return self._late(obs, mutation, "back-reference")
         if template is not None:
             return None
-        candidate = self.discovery.candidate(obs, found.state)
-        if candidate.moved_to_terminal():
+        may_start = not found.state.terminal and says_work_in_progress(found.raw)
+        candidate = self.discovery.candidate(obs, found.state, may_start=may_start)
+        if candidate is not None and candidate.moved_to_terminal():
             self.discovery.forget(obs)
             return self._discovered(candidate)
         return None
 
-    def _awaiting_first_poll(self, job_key: str) -> bool:
+    def _awaiting_status_url(self, job_key: str) -> bool:
+        """A job created without a status URL and not polled yet: it may adopt the URL where its
+        status turns up."""
         job = self.jobs.get(job_key)
-        return job is not None and job.polls == 0
+        return job is not None and job.polls == 0 and job.status_url is None
 
     def _late(self, obs: Observation, mutation: Mutation, how: str) -> Update | None:
         """Tie this poll to the job `mutation` started: the one it already created (whose status

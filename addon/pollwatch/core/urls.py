@@ -6,7 +6,11 @@ so `HTTP://Api:80/a?b=1&a=2` and `http://api/a?a=2&b=1` are the same status URL.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit
+
+KEY_CACHE = 4096
+"""URL keys remembered: a poll's URL is keyed several times per exchange, and polls repeat."""
 
 
 def split(url: str) -> SplitResult:
@@ -17,6 +21,7 @@ def split(url: str) -> SplitResult:
         return SplitResult("", "", url, "", "")
 
 
+@lru_cache(maxsize=KEY_CACHE)
 def origin_of(url: str) -> str:
     """scheme://host:port with the default port made explicit, for host comparisons. A port that
     is out of range or not a number is kept as written."""
@@ -31,11 +36,13 @@ def origin_of(url: str) -> str:
     return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
+@lru_cache(maxsize=KEY_CACHE)
 def path_key(url: str) -> str:
     """Origin and decoded path, without the query: the same resource asked differently."""
     return f"{origin_of(url)}{unquote(split(url).path) or '/'}"
 
 
+@lru_cache(maxsize=KEY_CACHE)
 def url_key(url: str) -> str:
     """Canonical form of a URL for equality: origin, decoded path, sorted query parameters."""
     parts = split(url)

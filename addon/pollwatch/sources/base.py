@@ -8,6 +8,7 @@ Format modules import this one and nothing of each other; `readers` picks one by
 from __future__ import annotations
 
 import base64
+import math
 import binascii
 import zlib
 from collections.abc import Callable, Iterable
@@ -259,15 +260,33 @@ def _unbrotli(raw: bytes) -> tuple[bytes, bool] | None:
 
 # --- time ----------------------------------------------------------------------------------------
 
+LATEST_INSTANT = 4_102_444_800.0  # 2100-01-01: later recorded times are damage, not recordings
+LONGEST_DURATION = 86_400.0 * 7
+
+
+def instant(seconds: float, what: str) -> float:
+    """An epoch time that the database, the CLI and the report can show (finite, 1970-2100)."""
+    if not math.isfinite(seconds) or not 0.0 <= seconds <= LATEST_INSTANT:
+        raise Malformed(f"{what} {seconds!r} is not a time between 1970 and 2100")
+    return seconds
+
+
+def duration(seconds: float, what: str) -> float:
+    """A recorded duration: finite, not negative, at most a week."""
+    if not math.isfinite(seconds) or not 0.0 <= seconds <= LONGEST_DURATION:
+        raise Malformed(f"{what} {seconds!r} is not a duration (0 s to a week)")
+    return seconds
+
+
 def parse_time(value: Any, what: str) -> float | None:
     """A recorded instant: an HTTP/RFC 2822 date, an ISO 8601 time (no zone: UTC), a YAML
     timestamp, or epoch seconds. None when absent; Malformed when present but unreadable."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+        return instant((value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp(), what)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        return instant(float(value), what)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip())
@@ -275,8 +294,8 @@ def parse_time(value: Any, what: str) -> float | None:
             when = parse_http_date(value)
             if when is None:
                 raise Malformed(f"{what} {value[:40]!r} is not a date") from None
-            return when
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+            return instant(when, what)
+        return instant((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp(), what)
     raise Malformed(f"{what} is {_kind_of(value)}, not a date")
 
 

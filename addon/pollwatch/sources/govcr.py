@@ -21,6 +21,7 @@ from pollwatch.sources.base import (
     Reader,
     Recording,
     body_bytes,
+    duration as checked_duration,
     each,
     mapping,
     multi_headers,
@@ -78,14 +79,14 @@ def go_duration(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise Malformed(f"{what} is a {type(value).__name__}, not a duration")
     if not isinstance(value, str):
-        return max(float(value) * 1e-9, 0.0)
+        return checked_duration(max(float(value) * 1e-9, 0.0), what)
     spec = value.strip().lstrip("+")
     if spec == "0":
         return 0.0
     parts = _PART.findall(spec)
     if not parts or "".join(n + u for n, u in parts) != spec:
         raise Malformed(f"{what} {value[:40]!r} is not a duration")
-    return sum(float(number) * _UNITS[unit] for number, unit in parts)
+    return checked_duration(sum(float(number) * _UNITS[unit] for number, unit in parts), what)
 
 
 READER = Reader(kind="go-vcr", syntaxes=frozenset({"yaml", "json"}), recognises=recognises, read=read_govcr)

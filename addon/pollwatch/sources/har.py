@@ -23,6 +23,7 @@ from pollwatch.sources.base import (
     bounded,
     each,
     mapping,
+    duration,
     parse_time,
     response_body,
     status_code,
@@ -49,7 +50,7 @@ def _observation(entry: Any, index: int) -> Observation:
     started = parse_time(entry["startedDateTime"], "startedDateTime")
     if started is None:
         raise Malformed("startedDateTime is empty")
-    total = max(float(entry.get("time") or 0), 0.0) / 1000
+    total = duration(max(float(entry.get("time") or 0), 0.0) / 1000, "time")
     response_headers = _headers(response.get("headers"), "response.headers")
     body, truncated = _content(mapping(response.get("content"), "response.content", optional=True), response_headers)
     return Observation(
