@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from pollwatch.sources.analysis import analyze_recordings
 from pollwatch.cli.app import main
-from pollwatch.store.diff import DiffError, diff
+from pollwatch.sources.diff import DiffError, diff
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "recordings"
 

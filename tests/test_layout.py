@@ -113,3 +113,34 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_no_module_is_too_long_to_read_in_one_go(module):
     lines = len(MODULES[module].read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{module} has {lines} lines; split it by concern"
+
+
+ALLOWED = {
+    "core": set(),
+    "store": {"core"},
+    "mitm": {"core", "store"},
+    "sources": {"core", "store", "mitm"},
+    "share": {"core", "store", "mitm", "sources"},
+    "report": {"core", "store"},
+    "demo": {"core", "mitm"},
+    "cli": set(LAYERS) - {"cli"},
+}
+"""Which layers each layer may import (imports inside functions count too): the table in README's
+Architecture section. Top-level modules (`errors`, `contract_file`, the package itself) are
+leaves every layer may use."""
+
+
+def test_each_layer_imports_only_the_layers_beneath_it():
+    wrong = {}
+    for module, path in MODULES.items():
+        own = layer(module)
+        if own is None:
+            continue
+        reached = {layer(i) for i in imported_names(path) if i in MODULES} - {None, own}
+        if reached - ALLOWED[own]:
+            wrong[module] = sorted(reached - ALLOWED[own])
+    assert wrong == {}
+
+
+def test_layers_point_one_way():
+    assert strongly_connected({k: set(v) for k, v in ALLOWED.items()}) == []

@@ -16,7 +16,7 @@ from pollwatch.cli.app import main
 from pollwatch.sources.analysis import analyze_recordings
 from pollwatch.core.config import Config
 from pollwatch.share.secrets import Detectors, is_random
-from pollwatch.share.redact import is_sensitive_header, is_sensitive_key, is_sensitive_name
+from pollwatch.core.redact import is_sensitive_header, is_sensitive_key, is_sensitive_name
 
 HERE = Path(__file__).resolve().parent
 RECORDINGS = HERE.parent / "recordings"

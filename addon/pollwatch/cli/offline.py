@@ -49,7 +49,7 @@ def diff_command(failing: str, known_good: str, db: str, fmt: str) -> None:
     HAR or cassette, analysed first). Example:
     `pollwatch diff recordings/cached-status.flows:e-1001 recordings/healthy.flows:e-1001`
     """
-    from pollwatch.store.diff import diff
+    from pollwatch.sources.diff import diff
 
     result = diff(failing, known_good, db)
     if fmt == "json":

@@ -13,7 +13,7 @@ from typing import Any
 
 from mitmproxy.utils.strutils import always_str
 
-from pollwatch.share.redact import REDACTED
+from pollwatch.core.redact import REDACTED
 from pollwatch.share.secrets import Detectors, Hit, preview
 
 Report = Callable[[str, str, object], None]

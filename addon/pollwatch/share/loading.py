@@ -27,7 +27,7 @@ from mitmproxy.utils.strutils import always_bytes, always_str
 from pollwatch.share.documents import document_hits
 from pollwatch.share.secrets import Detectors, Hit, preview
 from pollwatch.sources.readers import load_document, read
-from pollwatch.share.redact import REDACTED
+from pollwatch.core.redact import REDACTED
 
 HAR_EXTRAS = ("_fromCache", "connection", "pageref")
 """HAR entry fields the analysis reads that flows have no place for; carried to HAR output."""

@@ -21,7 +21,7 @@ from pollwatch.errors import PseudonymizeError
 from pollwatch.mitm.flows import observation_from_flow
 from pollwatch.core.references import ID_HEADERS
 from pollwatch.share.secrets import Detectors
-from pollwatch.share.redact import REDACTED, key_words
+from pollwatch.core.redact import REDACTED, key_words
 from pollwatch.core.tracking import Tracker
 
 

@@ -18,7 +18,7 @@ from mitmproxy.utils.strutils import always_str
 from pollwatch.share.documents import redact_document
 from pollwatch.share.loading import make_headers
 from pollwatch.share.pseudonymize import Pseudonymizer, is_id_header
-from pollwatch.share.redact import REDACTED
+from pollwatch.core.redact import REDACTED
 from pollwatch.share.secrets import Detectors, Hit, preview
 
 TEXTUAL_TYPES = ("json", "text", "javascript", "xml", "html", "x-www-form-urlencoded", "csv", "yaml",

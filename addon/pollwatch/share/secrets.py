@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pollwatch.errors import RulesError, first_line
-from pollwatch.share.redact import REDACTED, is_sensitive_header, is_sensitive_key, is_sensitive_name
+from pollwatch.core.redact import REDACTED, is_sensitive_header, is_sensitive_key, is_sensitive_name
 
 
 

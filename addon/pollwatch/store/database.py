@@ -26,7 +26,7 @@ from pollwatch import __version__
 from pollwatch.core.findings import Finding
 from pollwatch.core.records import JobSnapshot, PollRecord, Transition, Update
 from pollwatch.core.observation import clean_text
-from pollwatch.share.redact import redact_text
+from pollwatch.core.redact import redact_text
 from pollwatch.store.views import ensure_views
 
 SCHEMA_VERSION = 1
