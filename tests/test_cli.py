@@ -65,7 +65,7 @@ def test_missing_database_is_a_one_line_error(tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
-EVERY_COMMAND = ("analyze", "datasette", "demo", "diff", "jobs", "prune", "replay", "report", "run", "sanitize",
+EVERY_COMMAND = ("analyze", "contract", "datasette", "demo", "diff", "jobs", "prune", "replay", "report", "run", "sanitize",
                  "scan", "sessions", "show", "warnings")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from pollwatch import __version__
-from pollwatch.cli import capture, demo, offline, query, report, share  # noqa: I001
+from pollwatch.cli import capture, contract, demo, offline, query, report, share  # noqa: I001
 from pollwatch.errors import PollwatchError
 
 
@@ -39,9 +39,10 @@ def main() -> None:
       pollwatch show JOB             one job's timeline and a support block for the incident
       pollwatch report -o r.html     one HTML file with every job's timeline
       pollwatch analyze FILES        recordings (flows, HAR, VCR cassettes) through the same engine
+      pollwatch contract infer FILES write down what the API's jobs do; `contract check` finds drift
     """
 
 
-for module in (capture, offline, query, report, share, demo):
+for module in (capture, offline, contract, query, report, share, demo):
     for command in module.COMMANDS:
         main.add_command(command)

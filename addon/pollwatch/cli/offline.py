@@ -17,18 +17,23 @@ from pollwatch.cli.progress import progress_bar
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @db_option(help="Database to add the analysis to (as a new session).")
 @click.option("--label", default=None, help="Session label (default: the file names).")
+@click.option("--contract", "contract_path", default=None, type=click.Path(dir_okay=False),
+              help="Recognise jobs with what this contract file teaches (fields, words, templates, id fields).")
 @format_option
-def analyze(paths: tuple[str, ...], db: str, label: str | None, fmt: str) -> None:
+def analyze(paths: tuple[str, ...], db: str, label: str | None, contract_path: str | None, fmt: str) -> None:
     """Analyse recorded traffic with the same engine as the live proxy.
 
-    PATHS are mitmproxy flow files, HAR exports (browser dev tools; `_fromCache` honoured) and
-    VCR.py / pytest-recording cassettes; folders are walked. The result is one new session in
-    the database: query it with `pollwatch jobs` and `pollwatch warnings`.
+    PATHS are recordings in any format pollwatch reads, told apart by content: mitmproxy flow
+    files, HAR (browser dev tools, Polly.js; `_fromCache` honoured), VCR.py, Ruby VCR, go-vcr
+    and Betamax cassettes; folders are walked. The result is one new session in the database:
+    query it with `pollwatch jobs` and `pollwatch warnings`.
     """
     from pollwatch.sources.analysis import analyze_recordings
+    from pollwatch.contract_file import contract_config
 
+    config = contract_config(contract_path) if contract_path else None
     with progress_bar("analysing", show_from=1000) as on_progress:
-        summary = analyze_recordings(paths, db, label=label, on_progress=on_progress)
+        summary = analyze_recordings(paths, db, config=config, label=label, on_progress=on_progress)
     if fmt == "json":
         click.echo(summary.model_dump_json(indent=2))
         return

@@ -1,11 +1,23 @@
-"""User settings for the core, independent of where they came from (mitmproxy options, a file, tests)."""
+"""User settings for the core, independent of where they came from (mitmproxy options, a contract
+file, tests).
+
+Recognition settings (templates, state and outcome fields, state words, id fields, status
+headers) form one model: a contract file and the options that name them one by one
+(`pollwatch_templates`, `pollwatch_states`, ...) both add to the same lists, so the options are
+shorthands for a contract, never a second mechanism.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field, field_validator
 
+from pollwatch.core.contract import Contract
 from pollwatch.core.references import Template
 from pollwatch.core.states import DEFAULT_STATE_FIELDS, State, Vocabulary
+
+RECOGNITION_LISTS = ("id_fields", "status_headers", "templates", "state_fields", "outcome_fields")
 
 
 class Config(BaseModel):
@@ -13,6 +25,8 @@ class Config(BaseModel):
     status_headers: list[str] = Field(default_factory=list, description="Extra headers carrying a status URL")
     templates: list[str] = Field(default_factory=list, description="Status-URL templates like /v1/jobs/{id}")
     state_fields: list[str] = Field(default_factory=list, description="Extra dotted JSON paths of the state")
+    outcome_fields: list[str] = Field(default_factory=list, description="Extra dotted JSON paths of the outcome "
+                                      "that decides a final phase (run.conclusion beside run.status)")
     states: dict[str, str] = Field(default_factory=dict, description="Extra state words: word -> canonical state")
     id_headers: list[str] = Field(default_factory=list, description="Extra request/operation id headers")
     abandon_after: float = Field(60.0, gt=0, description="Seconds without a poll before polling-abandoned")
@@ -27,6 +41,8 @@ class Config(BaseModel):
     @classmethod
     def _known_states(cls, value: dict[str, str]) -> dict[str, str]:
         for word, state in value.items():
+            if not word.strip():
+                raise ValueError("a state word is empty")
             if state.strip().lower() not in {s.value for s in State} - {State.UNKNOWN.value}:
                 raise ValueError(f"state word {word!r} maps to {state!r}, not one of queued, running, "
                                  "succeeded, failed, cancelled, expired")
@@ -50,8 +66,19 @@ class Config(BaseModel):
             out[word.strip()] = state.strip()
         return out
 
+    @classmethod
+    def from_contract(cls, contract: Contract | None = None, **settings: Any) -> "Config":
+        """Settings from a contract merged with the same settings given one by one: lists are
+        united (contract first), and a state word given directly wins over the contract's."""
+        learnt = contract.recognition() if contract is not None else {}
+        merged = dict(settings)
+        for name in RECOGNITION_LISTS:
+            merged[name] = list(dict.fromkeys([*learnt.get(name, []), *settings.get(name, [])]))
+        merged["states"] = {**learnt.get("states", {}), **settings.get("states", {})}
+        return cls(**merged)
+
     def vocabulary(self) -> Vocabulary:
-        return Vocabulary(self.states)
+        return Vocabulary(self.states, outcome_fields=self.outcome_fields)
 
     def all_state_fields(self) -> tuple[str, ...]:
         return (*self.state_fields, *DEFAULT_STATE_FIELDS)

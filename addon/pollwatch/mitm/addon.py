@@ -21,9 +21,10 @@ from pydantic import ValidationError
 from pollwatch.mitm.compat import create_task
 from pollwatch.mitm.flows import observation_from_flow
 from pollwatch.core.config import Config
-from pollwatch.errors import StorageError, first_line
+from pollwatch.errors import ConfigError, StorageError, first_line
 from pollwatch.core.findings import Finding, Severity
 from pollwatch.core.records import Update
+from pollwatch.contract_file import contract_config
 from pollwatch.store.database import Session, Store
 from pollwatch.core.tracking import Tracker
 
@@ -34,7 +35,7 @@ MARKS = {Severity.INFO: ":information_source:", Severity.WARNING: ":warning:", S
 CORE_OPTIONS = {
     "pollwatch_id_fields", "pollwatch_status_headers", "pollwatch_templates", "pollwatch_state_fields",
     "pollwatch_states", "pollwatch_id_headers", "pollwatch_abandon_after", "pollwatch_stuck_after",
-    "pollwatch_stale_date", "pollwatch_keep_bodies",
+    "pollwatch_stale_date", "pollwatch_keep_bodies", "pollwatch_contract",
 }
 TICK_SECONDS = 1.0
 PREFIX = "[pollwatch]"
@@ -62,6 +63,8 @@ class PollWatch:
         add("pollwatch_db", str, "pollwatch.sqlite", "SQLite file for jobs, polls and findings; empty to keep nothing.")
         add("pollwatch_session", str | None, None, "Label for this capture session in the database.")
         add("pollwatch_filter", str | None, None, "Only watch flows matching this filter expression (e.g. '~d api.example.com').")
+        add("pollwatch_contract", str | None, None, "Contract file (pollwatch contract infer) that teaches recognition; "
+            "the options below add to it.")
         add("pollwatch_id_fields", Sequence[str], [], "Extra JSON fields (dotted paths) that name a job id.")
         add("pollwatch_status_headers", Sequence[str], [], "Extra response headers that carry a status URL.")
         add("pollwatch_templates", Sequence[str], [], "Status-URL templates such as /v1/reports/status/{id}.")
@@ -199,13 +202,16 @@ class PollWatch:
     def _config(self) -> Config:
         o = ctx.options
         try:
-            return Config(
+            return contract_config(
+                o.pollwatch_contract,
                 id_fields=list(o.pollwatch_id_fields), status_headers=list(o.pollwatch_status_headers),
                 templates=list(o.pollwatch_templates), state_fields=list(o.pollwatch_state_fields),
                 states=Config.parse_state_pairs(list(o.pollwatch_states)), id_headers=list(o.pollwatch_id_headers),
                 abandon_after=o.pollwatch_abandon_after, stuck_after=o.pollwatch_stuck_after,
                 stale_date_after=o.pollwatch_stale_date, keep_bodies=o.pollwatch_keep_bodies,
             )
+        except ConfigError as exc:
+            raise exceptions.OptionsError(f"pollwatch: {exc}") from exc
         except (ValidationError, ValueError) as exc:
             raise exceptions.OptionsError(f"pollwatch: {first_line(exc)}") from exc
 

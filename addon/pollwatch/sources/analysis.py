@@ -1,18 +1,22 @@
 """Offline analysis: recorded traffic through exactly the core that runs live.
 
 All input is read (and checked) before anything is written, so a corrupt file leaves the
-database as it was; the session is marked ended only when every row is written.
+database as it was; the session is marked ended only when every row is written. Contracts are
+inferred and checked from the same core's updates (nothing is stored).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from pollwatch.core.config import Config
+from pollwatch.core.contract import Contract, Drift, compare
+from pollwatch.core.inference import ContractBuilder
 from pollwatch.core.findings import Finding
 from pollwatch.sources.readers import Recording, expand, read
 from pollwatch.core.records import Update
@@ -95,3 +99,46 @@ def _note_synthetic(findings: list[Finding], synthetic: bool) -> list[Finding]:
             if finding.code in TIME_DEPENDENT:
                 finding.evidence["note"] = SYNTHETIC_NOTE
     return findings
+
+
+class ContractCheck(BaseModel):
+    """What `check_contract` found: the drift, and what was looked at."""
+
+    files: list[str]
+    jobs: int
+    families: list[str]
+    unexercised: list[str]
+    drift: list[Drift]
+
+
+def infer_contract(paths: Iterable[str | Path], *, config: Config | None = None) -> tuple[Contract, list[str], int]:
+    """The contract the recordings under `paths` show: (contract, files read, jobs seen). Each
+    recording is its own capture (a fresh tracker), as it was its own session when recorded."""
+    recordings = [read(path) for path in expand(paths)]
+    builder = ContractBuilder()
+    for update in _updates(recordings, config or Config()):
+        builder.add(update)
+    return builder.contract(), [str(r.path) for r in recordings], builder.jobs
+
+
+def check_contract(paths: Iterable[str | Path], contract: Contract, *, config: Config | None = None) -> ContractCheck:
+    """Recordings compared with `contract`, recognised with what it teaches (and `config`)."""
+    settings = config.model_dump() if config is not None else {}
+    observed, files, jobs = infer_contract(paths, config=Config.from_contract(contract, **settings))
+    seen = {f.key for f in observed.families}
+    return ContractCheck(files=files, jobs=jobs, families=[f.name for f in observed.families],
+                         unexercised=[f.name for f in contract.families if f.key not in seen],
+                         drift=compare(contract, observed))
+
+
+def _updates(recordings: list[Recording], config: Config) -> Iterator[Update]:
+    """Every recording through its own tracker, bodies kept in memory (the inference reads the
+    creating response for the job id's field)."""
+    serial = itertools.count(1)
+    config = config.model_copy(update={"keep_bodies": True})
+    for recording in recordings:
+        tracker = Tracker(config, serial=serial)
+        for obs in recording.observations:
+            update = tracker.observe(obs)
+            if update is not None:
+                yield update
