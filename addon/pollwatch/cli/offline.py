@@ -94,35 +94,4 @@ def _print_diff(result: dict[str, Any]) -> None:
             console.print(f"  also: {other['aspect']} at {other['where']}: A {other['a']!r} vs B {other['b']!r}")
 
 
-def _print_diff(result: dict[str, Any]) -> None:
-    console = Console(highlight=False)
-    a, b = result["a"], result["b"]
-    first = result["first_divergence"]
-    table = Table(title="failing (A) vs known-good (B)")
-    table.add_column("#", justify="right")
-    for side in ("A", "B"):
-        for column in ("+s", "status", "state", "cache"):
-            table.add_column(f"{side} {column}", overflow="fold")
-    for row in result["timeline"]:
-        cells = []
-        for side in ("a", "b"):
-            poll, other = row[side], row["b" if side == "a" else "a"]
-            for field in ("offset", "status", "state", "cache"):
-                value = "" if poll is None else str(poll[field] if field != "offset" else f"{poll[field]:+.2f}")
-                differs = field != "offset" and (other is None or poll is None or poll[field] != other[field])
-                cells.append(f"[bold red]{value}[/]" if differs and value else value)
-        table.add_row(str(row["poll"]), *cells)
-    for label, side in (("A", a), ("B", b)):
-        console.print(f"[bold]{label}[/] {side['label']}: job {side['job_id']}, {side['polls']} poll(s), "
-                      f"states {' → '.join(side['states']) or '-'}\n    {side['status_url']}")
-    console.print(table)
-    if first is None:
-        console.print("[green]no divergence[/]: same status URL shape, host, cache headers, status codes, states and timing")
-    else:
-        console.print(f"[bold red]first divergence[/]: {first['aspect']} at {first['where']}: "
-                      f"A {first['a']!r} vs B {first['b']!r}")
-        for other in result["divergences"][1:]:
-            console.print(f"  also: {other['aspect']} at {other['where']}: A {other['a']!r} vs B {other['b']!r}")
-
-
 COMMANDS: tuple[click.Command, ...] = (analyze, diff_command)

@@ -327,6 +327,15 @@ class Clock:
         return start, end
 
 
+def read_interactions(path: Path, document: Any, key: str, what: str, kind: str,
+                      build: Callable[[Any, int, Clock], Observation]) -> Recording:
+    """The list of interactions under `key`, each built in recorded order on one clock."""
+    interactions = top_list(path, document, key, what)
+    clock = Clock()
+    observations = each(path, interactions, "interaction", lambda item, index: build(item, index, clock))
+    return Recording(path, kind, observations, synthetic_times=clock.synthetic)
+
+
 # --- the interaction shape Ruby VCR introduced and Betamax kept -----------------------------------
 
 def vcr_interaction(interaction: Any, index: int, clock: Clock) -> Observation:

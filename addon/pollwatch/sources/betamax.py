@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from pollwatch.sources.base import (
-    Clock,
     Reader,
     Recording,
-    each,
-    top_list,
+    read_interactions,
     vcr_interaction,
 )
 
@@ -31,10 +29,7 @@ def recognises(document: Any, syntax: str) -> bool:
 
 
 def read_betamax(path: Path, document: Any) -> Recording:
-    interactions = top_list(path, document, "http_interactions", "Betamax cassette")
-    clock = Clock()
-    observations = each(path, interactions, "interaction", lambda item, index: vcr_interaction(item, index, clock))
-    return Recording(path, "betamax", observations, synthetic_times=clock.synthetic)
+    return read_interactions(path, document, "http_interactions", "Betamax cassette", "betamax", vcr_interaction)
 
 
 READER = Reader(kind="betamax", syntaxes=frozenset({"json"}), recognises=recognises, read=read_betamax)

@@ -20,15 +20,14 @@ from pollwatch.sources.base import (
     Malformed,
     Reader,
     Recording,
+    read_interactions,
     body_bytes,
     duration as checked_duration,
-    each,
     mapping,
     multi_headers,
     response_body,
     status_code,
     text,
-    top_list,
 )
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -47,10 +46,7 @@ def recognises(document: Any, syntax: str) -> bool:
 
 
 def read_govcr(path: Path, document: Any) -> Recording:
-    interactions = top_list(path, document, "interactions", "go-vcr cassette")
-    clock = Clock()
-    observations = each(path, interactions, "interaction", lambda item, index: _observation(item, index, clock))
-    return Recording(path, "go-vcr", observations, synthetic_times=clock.synthetic)
+    return read_interactions(path, document, "interactions", "go-vcr cassette", "go-vcr", _observation)
 
 
 def _observation(interaction: Any, index: int, clock: Clock) -> Observation:

@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from pollwatch.sources.base import (
-    Clock,
     Reader,
     Recording,
-    each,
-    top_list,
+    read_interactions,
     vcr_interaction,
 )
 
@@ -30,10 +28,7 @@ def recognises(document: Any, syntax: str) -> bool:
 
 
 def read_ruby_vcr(path: Path, document: Any) -> Recording:
-    interactions = top_list(path, document, "http_interactions", "Ruby VCR cassette")
-    clock = Clock()
-    observations = each(path, interactions, "interaction", lambda item, index: vcr_interaction(item, index, clock))
-    return Recording(path, "ruby-vcr", observations, synthetic_times=clock.synthetic)
+    return read_interactions(path, document, "http_interactions", "Ruby VCR cassette", "ruby-vcr", vcr_interaction)
 
 
 READER = Reader(kind="ruby-vcr", syntaxes=frozenset({"yaml", "json"}), recognises=recognises, read=read_ruby_vcr)

@@ -16,14 +16,13 @@ from pollwatch.sources.base import (
     Clock,
     Reader,
     Recording,
+    read_interactions,
     body_bytes,
-    each,
     mapping,
     multi_headers,
     response_body,
     status_code,
     text,
-    top_list,
 )
 
 
@@ -33,10 +32,7 @@ def recognises(document: Any, syntax: str) -> bool:
 
 
 def read_cassette(path: Path, document: Any) -> Recording:
-    interactions = top_list(path, document, "interactions", "VCR.py cassette")
-    clock = Clock()
-    observations = each(path, interactions, "interaction", lambda item, index: _observation(item, index, clock))
-    return Recording(path, "cassette", observations, synthetic_times=clock.synthetic)
+    return read_interactions(path, document, "interactions", "VCR.py cassette", "cassette", _observation)
 
 
 def _observation(interaction: Any, index: int, clock: Clock) -> Observation:
