@@ -5,6 +5,10 @@ the rules and reports what changed.
 `finish` run the time-based rules (polling-abandoned, stuck-non-terminal). Finding jobs again is
 `JobIndex`'s concern, reading states `reading`'s, judging the `rules`' and naming the findings
 and records this module's.
+
+Longer than most modules (about 380 lines) because creation, polls, jobs found late and the
+lifecycle share the tracker's state; each part is a short method, and the decisions live in the
+modules named above.
 """
 
 from __future__ import annotations

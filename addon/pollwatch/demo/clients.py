@@ -6,6 +6,7 @@ state.  Like a browser it remembers the last ETag and revalidates with
 ``If-None-Match``.  Keyword options switch on the client-side mistakes pollwatch
 should catch (lost ids, wrong environment, giving up, ignoring the terminal state,
 ignoring Retry-After, setInterval-style overlapping polls); ClientOptions bundles them.
+It is one poller with one switch per mistake, so it stays in one module (about 370 lines).
 
 The caller owns the ``httpx.Client``; pass ``httpx.Client(proxy=...)`` to go through
 mitmproxy.  Nothing here reads proxy settings itself.  The scenarios built from these
