@@ -41,6 +41,7 @@ class Job:
     monitor: bool = False  # a Location-style monitor: 200/201/204 without a state field means done
     result_ids: list[str] = field(default_factory=list)  # ids of the result a task links to
     off_host_key: str | None = None  # the status URL moved onto the host the client called
+    revalidation_confirmed: bool = False  # an origin check found the client's 304 copy still right
     index_keys: list[tuple[str, str]] = field(default_factory=list)  # (url key, path key) it is indexed under
     status_reference: str | None = None  # the status reference as the creating response wrote it
     referenced_url: str | None = None  # what that reference resolves to
@@ -98,6 +99,11 @@ class Job:
         if state.terminal and (self.terminal_state is not state):
             self.terminal_state, self.terminal_at = state, ts
         return changed
+
+    @property
+    def etag_follows_state(self) -> bool:
+        """The server sent different ETags with different states: its 304s mean "same state"."""
+        return len(set(self.etags.values())) >= 2
 
     def remember_etag(self, etag: str, state: State) -> None:
         """The state first sent with `etag` (bounded: the oldest tags are forgotten)."""

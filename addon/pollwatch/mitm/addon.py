@@ -128,6 +128,17 @@ class PollWatch:
             lines.append(f"{f.id} {job.job_id} (key {job.key})" if job else f"{f.id} -")
         return lines
 
+    def job_key_of(self, flow: http.HTTPFlow) -> str | None:
+        """The key of the job this flow was tied to (after its response was observed)."""
+        return self._flow_jobs.get(flow.id)
+
+    def polls_a_job(self, flow: http.HTTPFlow) -> bool:
+        """Whether this request (before its response) is a status poll of a tracked job."""
+        with self._guard():
+            match = self.tracker.index.match_poll(observation_from_flow(flow))
+            return match is not None and match.job is not None
+        return False
+
     # --- internals ----------------------------------------------------------------------------
 
     def _observe(self, flow: http.HTTPFlow) -> None:
