@@ -453,3 +453,20 @@ def test_a_get_monitor_answering_with_a_cacheable_202_is_flagged_at_once(traffic
     update = traffic.exchange("GET", "/repos/o/r/stats/contributors", 202, body=b"",
                               headers={"Cache-Control": "public, max-age=60", "Last-Modified": DATE_OLD})
     assert codes(update) == ["status-cacheable"]
+
+
+def test_a_304_is_healthy_once_the_etag_has_followed_the_state(traffic):
+    traffic.create()
+    traffic.poll("queued", headers={"ETag": '"q1"'}, cache="no-cache")
+    traffic.poll("running", headers={"ETag": '"r1"'}, cache="no-cache")
+    update = traffic.poll(None, status=304, body=b"", cache="no-cache", headers={"ETag": '"r1"'},
+                          request_headers={"If-None-Match": '"r1"'})
+    assert update.poll.state == "running" and "status-not-modified" not in codes(update)
+
+
+def test_a_304_still_warns_while_the_etag_has_never_changed_with_the_state(traffic):
+    traffic.create()
+    traffic.poll("queued", headers={"ETag": '"v1"'}, cache="no-cache")
+    update = traffic.poll(None, status=304, body=b"", cache="no-cache", headers={"ETag": '"v1"'},
+                          request_headers={"If-None-Match": '"v1"'})
+    assert "status-not-modified" in codes(update)

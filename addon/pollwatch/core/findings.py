@@ -61,7 +61,9 @@ CATALOGUE: dict[str, FindingKind] = {
               "see these; status-cacheable is the live sign.",
               "Send `Cache-Control: no-store` on status responses, or fetch them with `cache: 'no-store'`."),
         _kind("status-not-modified", W, "Poll answered 304 Not Modified",
-              "The client keeps showing the state of its stored copy.",
+              "The client keeps showing the state of its stored copy, and nothing shows the copy is still "
+              "right: the server's ETag has not been seen to change with the state. (Once it has, or an "
+              "origin check confirmed the copy, 304s are healthy and not reported.)",
               "Make the ETag change with the state, or send `Cache-Control: no-store` on status responses."),
         _kind("status-stale-date", W, "Status response has an old Date",
               "The Date header is older than the moment the response arrived by more than the threshold: "

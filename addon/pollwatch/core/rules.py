@@ -163,7 +163,9 @@ def status_from_browser_cache(job: Job, f: PollFacts) -> Raise | None:
 
 
 def status_not_modified(job: Job, f: PollFacts) -> Raise | None:
-    if f.obs.status != 304:
+    """A 304 keeps the client on its stored state. Healthy when the server's ETag is known to
+    change with the state (or an origin check confirmed the copy): then it only says "same state"."""
+    if f.obs.status != 304 or job.etag_follows_state or job.revalidation_confirmed:
         return None
     shown = _value(f.reading.state) or "unknown"
     return Raise("status-not-modified",
