@@ -156,3 +156,35 @@ def build_database(path: Path, scenarios: Sequence[str]) -> Path:
     for name in scenarios:
         analyze_recordings([RECORDINGS / f"{name}.flows"], path, label=name)
     return path
+
+
+# --- the sample export page in a real headless Chromium ---------------------------------------------
+
+PAGE_MAX_POLLS = 15          # the sample page gives up after this many polls (?max_polls=), 200 ms apart
+PAGE_TIMEOUT_MS = 30_000
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-gpu", "--disable-quic", "--disable-sync"]
+
+
+def launch_chromium(playwright, executable: str, proxy_url: str):
+    """Headless Chromium whose every request (loopback included) goes through the proxy:
+    "<-loopback>" undoes Chromium's implicit proxy bypass for 127.0.0.1."""
+    return playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS,
+                                      proxy={"server": proxy_url, "bypass": "<-loopback>"})
+
+
+def run_export_page(browser, api, fault: str, artifacts: Path, name: str | None = None) -> dict[str, Any]:
+    """Open the sample export page in a fresh context (empty cache), wait until its polling stops,
+    keep a screenshot; what the page showed."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{api.url}/?fault={fault}&max_polls={PAGE_MAX_POLLS}")
+        page.wait_for_selector('body[data-done="true"]', state="attached", timeout=PAGE_TIMEOUT_MS)
+        shown = {key: page.text_content(f"#{key}") for key in ("job", "state", "polls")}
+        page.screenshot(path=str(artifacts / f"browser-{name or fault}.png"), full_page=True)
+    finally:
+        context.close()
+    assert shown["job"] and shown["job"].startswith("/api/exports/"), shown
+    return {"job_id": shown["job"].rsplit("/", 1)[-1], "status_path": shown["job"], "state": shown["state"],
+            "polls": int(shown["polls"] or 0)}

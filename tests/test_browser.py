@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import live_job_rows, wait_for
+from helpers import PAGE_MAX_POLLS, launch_chromium, live_job_rows, run_export_page, wait_for
 from pollwatch.demo.api import STUCK_ETAG, SampleAPI
 
 CHROMIUM = shutil.which("chromium")
@@ -23,20 +23,10 @@ if CHROMIUM is None:
                 "skipping the browser tests", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
 
-PAGE_MAX_POLLS = 15          # the sample page gives up after this many polls (?max_polls=), 200 ms apart
-PAGE_TIMEOUT_MS = 30_000
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-gpu", "--disable-quic", "--disable-sync"]
-
-
-
 @pytest.fixture(scope="module")
 def browser(proxy):
     with sync_api.sync_playwright() as p:
-        # "<-loopback>" undoes Chromium's implicit proxy bypass for 127.0.0.1, so the page's
-        # requests really go through mitmdump.
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                                     proxy={"server": proxy.url, "bypass": "<-loopback>"})
+        chromium = launch_chromium(p, CHROMIUM, proxy.url)
         try:
             yield chromium
         finally:
@@ -51,19 +41,7 @@ def artifacts(tmp_path) -> Path:
 
 
 def run_page(browser, api: SampleAPI, fault: str, artifacts: Path) -> dict[str, Any]:
-    """Open the export page in a fresh context (empty cache) and wait until its polling stops."""
-    context = browser.new_context()
-    try:
-        page = context.new_page()
-        page.goto(f"{api.url}/?fault={fault}&max_polls={PAGE_MAX_POLLS}")
-        page.wait_for_selector('body[data-done="true"]', state="attached", timeout=PAGE_TIMEOUT_MS)
-        shown = {name: page.text_content(f"#{name}") for name in ("job", "state", "polls")}
-        page.screenshot(path=str(artifacts / f"browser-{fault}.png"), full_page=True)
-    finally:
-        context.close()
-    assert shown["job"] and shown["job"].startswith("/api/exports/"), shown
-    return {"job_id": shown["job"].rsplit("/", 1)[-1], "status_path": shown["job"], "state": shown["state"],
-            "polls": int(shown["polls"] or 0)}
+    return run_export_page(browser, api, fault, artifacts)
 
 
 def job_rows(proxy, job_id: str, ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:

@@ -16,14 +16,18 @@ PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 @click.command(context_settings=PASS_THROUGH)
 @db_option()
 @listen_options()
+@click.option("--fix", type=click.Choice(["no-store"]), default=None,
+              help="Try the fix without changing the server: status responses of tracked jobs get "
+                   "Cache-Control: no-store and lose their validators (findings use the originals).")
 @click.argument("mitmdump_args", nargs=-1, type=click.UNPROCESSED)
-def run(db: str, port: int, listen_host: str, mitmdump_args: Sequence[str]) -> None:
+def run(db: str, port: int, listen_host: str, fix: str | None, mitmdump_args: Sequence[str]) -> None:
     """Start mitmdump with the pollwatch addon. Extra arguments go to mitmdump.
 
     Point your client at http://LISTEN-HOST:PORT as its HTTP(S) proxy. Example:
     `pollwatch run --port 8080 --set pollwatch_filter='~d api.example.com'`.
     """
-    sys.exit(mitmdump.run_in_process([*mitmdump.watch_args(db=db, listen_host=listen_host, port=port),
+    fixes = mitmdump.sets([f"pollwatch_fix={fix}"]) if fix else []
+    sys.exit(mitmdump.run_in_process([*mitmdump.watch_args(db=db, listen_host=listen_host, port=port), *fixes,
                                       *mitmdump_args]))
 
 

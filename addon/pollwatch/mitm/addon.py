@@ -38,6 +38,8 @@ CORE_OPTIONS = {
     "pollwatch_stale_date", "pollwatch_keep_bodies", "pollwatch_contract",
 }
 TICK_SECONDS = 1.0
+FIXES = ("no-store",)
+"""Fixes `pollwatch_fix` can try on status responses (see mitm/fix.py)."""
 PREFIX = "[pollwatch]"
 """Every log line pollwatch writes starts with this."""
 FLOWS_REMEMBERED = 100_000
@@ -76,15 +78,20 @@ class PollWatch:
         add("pollwatch_stale_date", int, 5, "A Date header older than the response's arrival by this many seconds is stale.")
         add("pollwatch_keep_bodies", bool, False, "Store response body excerpts in the database (they may hold secrets).")
         add("pollwatch_annotate", bool, True, "Mark and comment flows that carry findings.")
+        add("pollwatch_fix", str | None, None, "Try a fix without changing the server: 'no-store' sends status "
+            "responses of tracked jobs with Cache-Control: no-store and no validators (findings use the originals).")
 
     def configure(self, updated: set[str]) -> None:
         if updated & CORE_OPTIONS:
             if self.tracker.jobs:
                 log.info(f"{PREFIX} settings changed: job tracking starts afresh")
             self.tracker = Tracker(self._config(), key_prefix=self.session.id + "/", serial=self._serial)
-            self.session.settings = self.tracker.config.model_dump()
+            fix = {"fix": self.session.settings["fix"]} if "fix" in self.session.settings else {}
+            self.session.settings = self.tracker.config.model_dump() | fix
         if "pollwatch_filter" in updated:
             self.filter = self._parse_filter(ctx.options.pollwatch_filter)
+        if "pollwatch_fix" in updated:
+            self._note_fix(ctx.options.pollwatch_fix)
         if "pollwatch_db" in updated or "pollwatch_session" in updated:
             self._open_store()
 
@@ -127,6 +134,15 @@ class PollWatch:
             job = self.tracker.jobs.get(self._flow_jobs.get(f.id, ""))
             lines.append(f"{f.id} {job.job_id} (key {job.key})" if job else f"{f.id} -")
         return lines
+
+    def _note_fix(self, fix: str | None) -> None:
+        """The fix switch's setting is part of the session, so the database says it was on."""
+        if fix and fix not in FIXES:
+            raise exceptions.OptionsError(f"pollwatch_fix: {fix!r} is not one of {', '.join(FIXES)}")
+        if fix:
+            self.session.settings["fix"] = fix
+        else:
+            self.session.settings.pop("fix", None)
 
     def job_key_of(self, flow: http.HTTPFlow) -> str | None:
         """The key of the job this flow was tied to (after its response was observed)."""
@@ -199,6 +215,10 @@ class PollWatch:
         level (the line still says `error:`)."""
         level = LEVELS[finding.severity] if live else min(LEVELS[finding.severity], logging.WARNING)
         log.log(level, f"{PREFIX} {finding.severity.value}: {finding.line()}")
+
+    def guard(self) -> contextlib.AbstractContextManager[None]:
+        """For addons beside this one: their errors are counted with pollwatch's, never raised."""
+        return self._guard()
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:

@@ -1,5 +1,9 @@
-"""Loaded by `pollwatch run` as `mitmdump -s` script; same as addon/pollwatch_addon.py."""
+"""Loaded by `pollwatch run` as `mitmdump -s` script; same as addon/pollwatch_addon.py.
+
+The fix switch comes after the watcher, so the watcher sees the original responses."""
 
 from pollwatch.mitm.addon import PollWatch
+from pollwatch.mitm.fix import FixSwitch
 
-addons = [PollWatch()]
+watch = PollWatch()
+addons = [watch, FixSwitch(watch)]
