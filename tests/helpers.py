@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -162,6 +163,8 @@ def build_database(path: Path, scenarios: Sequence[str]) -> Path:
 
 PAGE_MAX_POLLS = 15          # the sample page gives up after this many polls (?max_polls=), 200 ms apart
 PAGE_TIMEOUT_MS = 30_000
+CHROMIUM = shutil.which("chromium")
+"""The browser the end-to-end tests drive (scripts/test installs it)."""
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-gpu", "--disable-quic", "--disable-sync"]
 

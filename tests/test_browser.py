@@ -5,8 +5,6 @@ own HTTP cache, which is exactly where the seed bug (cacheable status responses)
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,30 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import PAGE_MAX_POLLS, launch_chromium, live_job_rows, run_export_page, wait_for
+from helpers import CHROMIUM, PAGE_MAX_POLLS, live_job_rows, run_export_page, wait_for
 from pollwatch.demo.api import STUCK_ETAG, SampleAPI
 
-CHROMIUM = shutil.which("chromium")
 if CHROMIUM is None:
     pytest.skip("Chromium is not installed (scripts/test installs the Debian package 'chromium'); "
                 "skipping the browser tests", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
-
-@pytest.fixture(scope="module")
-def browser(proxy):
-    with sync_api.sync_playwright() as p:
-        chromium = launch_chromium(p, CHROMIUM, proxy.url)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def artifacts(tmp_path) -> Path:
-    folder = Path(os.environ.get("POLLWATCH_ARTIFACTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
 
 
 def run_page(browser, api: SampleAPI, fault: str, artifacts: Path) -> dict[str, Any]:

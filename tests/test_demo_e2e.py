@@ -3,6 +3,7 @@ addon must produce the scenario's findings (and healthy ones none)."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -25,9 +26,28 @@ def test_scenario_produces_its_findings_through_the_proxy(demo_run, name):
     assert result.error is None
     assert result.jobs, "no job was tracked"
     assert set(result.scenario.expected_codes) <= result.codes
+    assert result.short_of is None, f"the client ended on {result.outcome.final_state}"
     if not result.scenario.expected_codes:
         assert result.codes == set(), f"false alarm: {result.codes}"
         assert result.jobs[0]["terminal_state"] in ("succeeded", "failed")
+
+
+def test_the_verified_scenario_is_proved_by_pollwatchs_own_origin_checks(demo_run):
+    result = next(r for r in demo_run.results if r.scenario.name == "etag-stuck-proved")
+    assert result.outcome.final_state is None and {status for status, _ in result.outcome.seen} == {200, 304}
+    with sqlite3.connect(demo_run.db) as conn:
+        results = {row[0] for row in conn.execute(
+            "select result from checks where job_key = ?", (result.jobs[0]["key"],))}
+    assert "etag-reused-across-states" in results
+
+
+def test_live_only_scenarios_stay_out_of_the_recording(demo_run):
+    from mitmproxy import io
+
+    live_only = {j["job_id"] for r in demo_run.results if r.scenario.proxy_options for j in r.jobs}
+    with open(demo_run.record, "rb") as f:
+        urls = [flow.request.url for flow in io.FlowReader(f).stream()]
+    assert live_only and not any(job_id in url for url in urls for job_id in live_only)
 
 
 def test_demo_leaves_a_recording_that_mitmproxy_reads(demo_run):

@@ -5,9 +5,6 @@ Hooks under mitmproxy's test helpers, then a real headless Chromium through a re
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 from mitmproxy import exceptions, http
@@ -15,7 +12,6 @@ from mitmproxy.test import taddons, tflow
 
 from helpers import live_job_rows, run_export_page
 from pollwatch.cli.app import main
-from pollwatch.demo.proxy import ProxyProcess
 from pollwatch.mitm.addon import PollWatch
 from pollwatch.mitm.fix import FixSwitch
 
@@ -125,43 +121,15 @@ def test_run_passes_the_fix_to_mitmdump(monkeypatch):
 
 # --- a real browser through a real mitmdump with the fix on ---------------------------------------------
 
-CHROMIUM = shutil.which("chromium")
-browser_only = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (scripts/test installs it)")
+PROXY_OPTIONS = ["pollwatch_fix=no-store"]
+"""The module's mitmdump (conftest's `proxy`) runs with the fix on."""
 
 
-@pytest.fixture(scope="module")
-def fixed_proxy(tmp_path_factory):
-    db = tmp_path_factory.mktemp("fix") / "fixed.sqlite"
-    with ProxyProcess(db, options=["pollwatch_fix=no-store"]) as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
-def fixed_browser(fixed_proxy):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    from helpers import launch_chromium
-
-    with sync_api.sync_playwright() as p:
-        chromium = launch_chromium(p, CHROMIUM, fixed_proxy.url)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def artifacts(tmp_path) -> Path:
-    folder = Path(os.environ.get("POLLWATCH_ARTIFACTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@browser_only
 @pytest.mark.parametrize("fault, finding", [("cached-status", "status-cacheable"), ("etag-stuck", None)])
-def test_with_the_fix_the_browser_reaches_succeeded(fixed_browser, fixed_proxy, api, artifacts, fault, finding):
-    shown = run_export_page(fixed_browser, api, fault, artifacts, name=f"{fault}-fixed")
+def test_with_the_fix_the_browser_reaches_succeeded(browser, proxy, api, artifacts, fault, finding):
+    shown = run_export_page(browser, api, fault, artifacts, name=f"{fault}-fixed")
     assert shown["state"] == "succeeded", shown
-    rows = live_job_rows(fixed_proxy.db, shown["job_id"], lambda r: r["job"]["terminal_state"] == "succeeded"
+    rows = live_job_rows(proxy.db, shown["job_id"], lambda r: r["job"]["terminal_state"] == "succeeded"
                          and (finding is None or finding in r["findings"]))
     assert rows["job"]["terminal_state"] == "succeeded", rows
     if finding is not None:  # the original responses still say what is wrong with the server

@@ -44,7 +44,8 @@ def demo(names: tuple[str, ...], list_only: bool, db: str, record: str) -> None:
         for column in ("scenario", "what happens", "pollwatch should say"):
             table.add_column(column, overflow="fold")
         for s in SCENARIOS.values():
-            table.add_row(s.name, s.description, ", ".join(s.expected_codes) or "[green]nothing[/]")
+            options = f" [dim](--set {' '.join(s.proxy_options)})[/]" if s.proxy_options else ""
+            table.add_row(s.name, escape(s.description) + options, ", ".join(s.expected_codes) or "[green]nothing[/]")
         console.print(table)
         return
     unknown = [n for n in names if n not in SCENARIOS]
@@ -63,18 +64,23 @@ def demo(names: tuple[str, ...], list_only: bool, db: str, record: str) -> None:
     run = run_demo(chosen, db=Path(db), record=Path(record), on_line=LineFeed(show), on_scenario=announce)
     console.print()
     console.print(_demo_table(run))
-    console.print(f"\nDatabase: [bold]{Path(db).resolve()}[/]\nRecording: [bold]{Path(record).resolve()}[/]\n")
-    console.print("Next, try:")
+    console.print(f"\nDatabase: [bold]{Path(db).resolve()}[/]")
+    if run.record is not None:
+        console.print(f"Recording: [bold]{Path(record).resolve()}[/]")
+    console.print("\nNext, try:")
+    recorded = (
+        (f"pollwatch analyze {record} --db offline.sqlite", "the recording through the same engine, offline"),
+        (f"pollwatch diff {record}:{_first_flagged(run)} {record}:{_first_healthy(run)}",
+         "a failing job next to a healthy one"),
+        (f"mitmweb -r {record}", "the recorded flows, marked and commented, in mitmproxy's UI"),
+    ) if run.record is not None else ()
     for command, what in (
         (f"pollwatch jobs --db {db}", "every job with its state sequence"),
         (f"pollwatch warnings --db {db}", "every finding with its fix (--format json for scripts)"),
         (f"pollwatch show {_first_flagged(run)} --db {db}", "one job's timeline and a support block for the incident"),
         (f"pollwatch report --db {db} -o pollwatch-demo.html", "every timeline as pictures in one HTML file"),
         (f'sqlite-utils query {db} "select * from finding_counts"', "plain SQL over the tables and views"),
-        (f"pollwatch analyze {record} --db offline.sqlite", "the recording through the same engine, offline"),
-        (f"pollwatch diff {record}:{_first_flagged(run)} {record}:{_first_healthy(run)}",
-         "a failing job next to a healthy one"),
-        (f"mitmweb -r {record}", "the recorded flows, marked and commented, in mitmproxy's UI"),
+        *recorded,
     ):
         tool, _, rest = command.partition(" ")
         command = f"{command_name(tool)} {rest}"
@@ -98,9 +104,19 @@ def _demo_table(run) -> Table:
     for r in run.results:
         states = " | ".join(" → ".join(j["states"]) or "-" for j in r.jobs) or "-"
         found = ", ".join(sorted(r.codes)) or "[green]nothing[/]"
-        verdict = "[green]✓[/]" if r.ok else f"[red]✗ {r.error or ''}{' missing ' + ', '.join(sorted(r.missing)) if r.missing else ''}[/]"
+        verdict = "[green]✓[/]" if r.ok else f"[red]✗ {escape(_why_not(r))}[/]"
         table.add_row(r.scenario.name, states, ", ".join(r.scenario.expected_codes) or "nothing", found, verdict)
     return table
+
+
+def _why_not(result) -> str:
+    """What went wrong with a scenario, in a few words."""
+    parts = [result.error or ""]
+    if result.missing:
+        parts.append("missing " + ", ".join(sorted(result.missing)))
+    if result.short_of:
+        parts.append(f"client never reached {result.short_of}")
+    return " ".join(p for p in parts if p)
 
 
 COMMANDS: tuple[click.Command, ...] = (demo,)

@@ -39,6 +39,7 @@ from pollwatch.store.query import (
     resolve_job,
 )
 from pollwatch.core.states import State
+from pollwatch.core.verification import CHECK_HEADER
 from pollwatch.errors import StorageError
 from pollwatch.store.views import datasette_metadata
 
@@ -190,6 +191,8 @@ def show(job: str, db: str, session: str | None, fmt: str) -> None:
     console = Console()
     console.print(_timeline(detail))
     console.print(_transitions(detail))
+    if detail.get("checks"):
+        console.print(_checks(detail))
     text = support_text(detail["support"])
     # horizontal rules only, never wrapped or cropped (the terminal folds long lines visually):
     # copied lines carry no border characters and stay whole
@@ -217,6 +220,23 @@ def _transitions(detail: dict[str, Any]) -> Table:
                    for t in detail["transitions"]))
 
 
+CHECK_STYLE = {"checked": "green", "stale-status": "red", "etag-reused-across-states": "red",
+               "check failed": "yellow"}
+
+
+def _checks(detail: dict[str, Any]) -> Table:
+    """What pollwatch itself sent to the origin (pollwatch_verify), and what it found."""
+    def side(state: str | None, etag: str | None) -> Text:
+        return Text.assemble(_state(state), f" {etag}" if etag else "")
+
+    return table("origin checks pollwatch sent (GET, Cache-Control: no-cache, X-Pollwatch-Check: 1)",
+                 ("offset", "why", "URL", "client had", "origin says", "result"),
+                 ([f"{c['offset_s']:+.2f}s", c["reason"], c["url"], side(c["client_state"], c["client_etag"]),
+                   Text.assemble(f"{c['status'] or '-'} ", side(c["origin_state"], c["origin_etag"])),
+                   Text(c["result"] + (f" ({c['detail']})" if c["detail"] else ""), CHECK_STYLE.get(c["result"], ""))]
+                  for c in detail["checks"]))
+
+
 def support_text(support: dict[str, Any]) -> str:
     """The support block as plain text: the facts someone on the server side needs, together."""
     terminal_at = f"  at {support['terminal_at']}" if support["terminal_at"] else ""
@@ -233,6 +253,9 @@ def support_text(support: dict[str, Any]) -> str:
         "findings:       " + (", ".join(f"{f['code']} ({f['severity']}, x{f['count']})"
                                          for f in support["findings"]) or "none"),
     ]
+    if support.get("checks"):  # requests the server saw from pollwatch, not from the client
+        lines.append("origin checks:  " + ", ".join(f"{result} x{n}" for result, n in support["checks"].items())
+                     + f"  (sent by pollwatch with {CHECK_HEADER}: 1)")
     return "\n".join(lines)
 
 

@@ -6,7 +6,7 @@ the rules and reports what changed.
 `JobIndex`'s concern, reading states `reading`'s, judging the `rules`' and naming the findings
 and records this module's.
 
-Longer than most modules (about 380 lines) because creation, polls, jobs found late and the
+Longer than most modules (about 390 lines) because creation, polls, jobs found late and the
 lifecycle share the tracker's state; each part is a short method, and the decisions live in the
 modules named above.
 """
@@ -39,6 +39,7 @@ from pollwatch.core.rules import (
 )
 from pollwatch.core.states import State, parse_json_object, says_work_in_progress, state_of
 from pollwatch.core.urls import origin_of, path_segments, url_tokens
+from pollwatch.core.verification import CheckPlan, CheckRecord, OriginAnswer, judge
 
 LOOKALIKE_WINDOW = 500  # recent jobs an unknown id is compared with
 
@@ -102,6 +103,12 @@ class Tracker:
     def finish(self, end_ts: float | None = None) -> list[Finding]:
         """End of capture: every job still without a terminal state counts as abandoned."""
         return self._lifecycle(self.clock if end_ts is None else end_ts, capture_ended=True)
+
+    def verified(self, plan: CheckPlan, answer: OriginAnswer) -> tuple[CheckRecord, list[Finding]]:
+        """What pollwatch's own origin check of a poll found (see verification.py)."""
+        job, obs = self.jobs.get(plan.job_key), answer.observation(plan)
+        reading = self._read(obs, job, parse_json_object(obs.content())) if obs.status is not None else NOTHING
+        return judge(job, plan, answer, reading, self._namer)
 
     def _lifecycle(self, now: float, *, capture_ended: bool) -> list[Finding]:
         findings: list[Finding] = []

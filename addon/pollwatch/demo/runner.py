@@ -48,8 +48,14 @@ class ScenarioResult:
         return self.codes - set(self.scenario.expected_codes) if not self.scenario.expected_codes else set()
 
     @property
+    def short_of(self) -> str | None:
+        """The state the scenario's client should have reached and did not."""
+        reached = self.outcome.final_state if self.outcome is not None else None
+        return self.scenario.reaches if self.scenario.reaches not in (None, reached) else None
+
+    @property
     def ok(self) -> bool:
-        return self.error is None and not self.missing and not self.unexpected
+        return self.error is None and not self.missing and not self.unexpected and self.short_of is None
 
 
 @dataclass
@@ -68,33 +74,49 @@ def run_demo(scenarios: Sequence[Scenario], *, db: Path, record: Path | None, ti
              on_line: Callable[[str], None] | None = None,
              on_scenario: Callable[[Scenario], None] | None = None,
              options: Sequence[str] = ()) -> DemoRun:
-    """Run the scenarios through a fresh proxy; fills `db` and writes the `record` flow file."""
+    """Run the scenarios through a fresh proxy; fills `db` and writes the `record` flow file.
+
+    Scenarios that need proxy options of their own (`Scenario.proxy_options`) run afterwards, a
+    proxy per set of options, into the same database and not into the recording."""
     for path in (db, record):
         if path is not None:
             for stale in path.parent.glob(path.name + "*"):
                 stale.unlink()
+    groups = _by_proxy_options(scenarios)
+    record = record if () in groups else None
     results: list[ScenarioResult] = []
+    lines: list[str] = []
     with SampleAPI(timing=timing) as api, SampleAPI(name="staging", timing=timing) as staging, \
-            SharedCache(api.url) as cache, \
-            ProxyProcess(db, record=record, on_line=on_line, options=options) as proxy, \
-            httpx.Client(proxy=proxy.url, trust_env=False, timeout=15) as client, \
-            httpx.Client(proxy=proxy.url, trust_env=False, timeout=15) as other_client:
-        for scenario in scenarios:
-            if on_scenario is not None:
-                on_scenario(scenario)
-            result = ScenarioResult(scenario, started=time.time(), ended=0.0)
-            try:
-                result.outcome = run_scenario(scenario, api=api, staging=staging, cache=cache, client=client,
-                                              other_client=other_client)
-            except Exception as exc:  # a demo client failing is a result to show, not a crash
-                result.error = f"{type(exc).__name__}: {exc}"
-            result.ended = time.time()
-            results.append(result)
-        time.sleep(IDLE_AFTER_SCENARIOS if any(s.client.gives_up_after for s in scenarios) else FLUSH_WAIT)
-        proxy.stop()
-        lines = list(proxy.lines)
+            SharedCache(api.url) as cache:
+        for extra, group in groups.items():
+            with ProxyProcess(db, record=None if extra else record, on_line=on_line,
+                              options=[*options, *extra]) as proxy, \
+                    httpx.Client(proxy=proxy.url, trust_env=False, timeout=15) as client, \
+                    httpx.Client(proxy=proxy.url, trust_env=False, timeout=15) as other_client:
+                for scenario in group:
+                    if on_scenario is not None:
+                        on_scenario(scenario)
+                    result = ScenarioResult(scenario, started=time.time(), ended=0.0)
+                    try:
+                        result.outcome = run_scenario(scenario, api=api, staging=staging, cache=cache,
+                                                      client=client, other_client=other_client)
+                    except Exception as exc:  # a demo client failing is a result to show, not a crash
+                        result.error = f"{type(exc).__name__}: {exc}"
+                    result.ended = time.time()
+                    results.append(result)
+                time.sleep(IDLE_AFTER_SCENARIOS if any(s.client.gives_up_after for s in group) else FLUSH_WAIT)
+                proxy.stop()
+                lines += proxy.lines
     _attribute(db, results)
     return DemoRun(db=db, record=record, results=results, proxy_lines=lines)
+
+
+def _by_proxy_options(scenarios: Sequence[Scenario]) -> dict[tuple[str, ...], list[Scenario]]:
+    """Scenarios grouped by the proxy options they need; plain ones first, then in catalogue order."""
+    groups: dict[tuple[str, ...], list[Scenario]] = {}
+    for scenario in sorted(scenarios, key=lambda s: s.proxy_options != ()):
+        groups.setdefault(scenario.proxy_options, []).append(scenario)
+    return groups
 
 
 def _attribute(db: Path, results: list[ScenarioResult]) -> None:

@@ -52,6 +52,12 @@ class Scenario:
     """If set, a second poller then polls the same status URL (another tab/service)."""
     second_poller_when_done: bool = False
     """Start the second poller alongside the first, just after the worker finished the job."""
+    proxy_options: tuple[str, ...] = ()
+    """`--set` values the proxy needs for this scenario (verification, the fix). Such a scenario
+    runs through a proxy of its own and is live only: a recording cannot ask the origin again,
+    and a fixed recording holds the changed responses."""
+    reaches: str | None = None
+    """The state the client must end on (a fix that works lets it reach the end)."""
 
     def create_url(self, base_url: str) -> str:
         query = urlencode([("fault", self.fault), *self.params])
@@ -189,6 +195,26 @@ SCENARIOS: Mapping[str, Scenario] = _scenarios(
         "too-fast",
         client=ClientOptions(honour_retry_after=False),
         expected_codes=("poll-too-fast",),
+    ),
+    Scenario(
+        "etag-stuck-proved",
+        "etag-stuck with one revalidating client that only ever sees 304s; pollwatch_verify asks the "
+        "origin itself and proves the ETag was reused.",
+        "export",
+        "etag-stuck",
+        client=ClientOptions(max_polls=15),
+        expected_codes=("etag-reused-across-states",),
+        proxy_options=("pollwatch_verify=true", "pollwatch_verify_interval=0"),
+    ),
+    Scenario(
+        "etag-stuck-fixed",
+        "etag-stuck again with pollwatch_fix=no-store: the client reaches succeeded, and the findings "
+        "still describe the server's original responses.",
+        "export",
+        "etag-stuck",
+        expected_codes=("etag-reused-across-states",),
+        proxy_options=("pollwatch_fix=no-store",),
+        reaches="succeeded",
     ),
 )
 """Every demo scenario by name."""

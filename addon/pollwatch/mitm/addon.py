@@ -27,6 +27,8 @@ from pollwatch.core.records import Update
 from pollwatch.contract_file import contract_config
 from pollwatch.store.database import Session, Store
 from pollwatch.core.tracking import Tracker
+from pollwatch.core.verification import CHECK_HEADER, CheckPlan, OriginAnswer
+from pollwatch.mitm.verify import Verifier
 
 log = logging.getLogger("pollwatch")
 
@@ -42,6 +44,7 @@ FIXES = ("no-store",)
 """Fixes `pollwatch_fix` can try on status responses (see mitm/fix.py)."""
 PREFIX = "[pollwatch]"
 """Every log line pollwatch writes starts with this."""
+VERIFY_OPTIONS = {"pollwatch_verify", "pollwatch_verify_interval", "pollwatch_verify_timeout", "ssl_insecure"}
 FLOWS_REMEMBERED = 100_000
 """Flow id -> job key pairs kept for `pollwatch.job` (the oldest are forgotten first)."""
 
@@ -59,6 +62,7 @@ class PollWatch:
         self.seen_live = False
         self._ticker: asyncio.Task | None = None
         self._flow_jobs: OrderedDict[str, str] = OrderedDict()  # flow id -> job key
+        self.verifier = Verifier(self._verified)
 
     def load(self, loader) -> None:
         add = loader.add_option
@@ -78,6 +82,11 @@ class PollWatch:
         add("pollwatch_stale_date", int, 5, "A Date header older than the response's arrival by this many seconds is stale.")
         add("pollwatch_keep_bodies", bool, False, "Store response body excerpts in the database (they may hold secrets).")
         add("pollwatch_annotate", bool, True, "Mark and comment flows that carry findings.")
+        add("pollwatch_verify", bool, False, "Active verification: when a cache answered a status poll (or may "
+            "answer the next), fetch the status URL from the origin itself (GET, the client's credentials, "
+            "Cache-Control: no-cache, X-Pollwatch-Check: 1) and compare.")
+        add("pollwatch_verify_interval", int, 2, "Origin checks: at most one per job every this many seconds.")
+        add("pollwatch_verify_timeout", int, 5, "Origin checks: seconds before an unanswered check counts as failed.")
         add("pollwatch_fix", str | None, None, "Try a fix without changing the server: 'no-store' sends status "
             "responses of tracked jobs with Cache-Control: no-store and no validators (findings use the originals).")
 
@@ -94,6 +103,8 @@ class PollWatch:
             self._note_fix(ctx.options.pollwatch_fix)
         if "pollwatch_db" in updated or "pollwatch_session" in updated:
             self._open_store()
+        if updated & VERIFY_OPTIONS:
+            self._configure_verifier()
 
     def running(self) -> None:
         if self._ticker is None:
@@ -109,6 +120,7 @@ class PollWatch:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+        self.verifier.close()
         with self._guard():
             self._announce(self.tracker.finish())
         if self.store is not None:
@@ -159,6 +171,8 @@ class PollWatch:
 
     def _observe(self, flow: http.HTTPFlow) -> None:
         with self._guard():
+            if CHECK_HEADER in flow.request.headers:
+                return  # pollwatch's own origin check, come through a proxy after all
             if self.filter is not None and not self.filter(flow):
                 return
             self.seen_live = self.seen_live or flow.live
@@ -173,6 +187,7 @@ class PollWatch:
             for each in update.all():
                 for finding in each.new_findings:
                     self._log(finding, live=flow.live)
+            self.verifier.consider(flow, update, self.tracker.config.stale_date_after)
 
     def _remember(self, flow_id: str, job_key: str) -> None:
         self._flow_jobs[flow_id] = job_key
@@ -183,8 +198,25 @@ class PollWatch:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             if self.seen_live:
-                with self._guard():
-                    self._announce(self.tracker.tick(time.time()))
+                self.tick(time.time())
+
+    def tick(self, now: float) -> None:
+        """The time-based rules (the ticker calls this about once a second while traffic is live)."""
+        with self._guard():
+            findings = self.tracker.tick(now)
+            self._announce(findings)
+            self.verifier.abandoned(findings)
+
+    def _verified(self, plan: CheckPlan, answer: OriginAnswer) -> None:
+        """An origin check came back (on the event loop): store it, say what it found."""
+        with self._guard():
+            record, findings = self.tracker.verified(plan, answer)
+            if self.store is not None:
+                self.store.submit_check(record)
+            job = self.tracker.jobs.get(plan.job_key)
+            log.info(f"{PREFIX} origin check of job {job.job_id if job else plan.job_key} ({record.reason}): "
+                     f"GET {record.url} -> {record.status or record.detail}: {record.result}")
+            self._announce(findings)
 
     def _announce(self, findings: list[Finding]) -> None:
         if not findings:
@@ -245,6 +277,14 @@ class PollWatch:
             raise exceptions.OptionsError(f"pollwatch: {exc}") from exc
         except (ValidationError, ValueError) as exc:
             raise exceptions.OptionsError(f"pollwatch: {first_line(exc)}") from exc
+
+    def _configure_verifier(self) -> None:
+        o = ctx.options
+        if o.pollwatch_verify_interval < 0 or o.pollwatch_verify_timeout <= 0:
+            raise exceptions.OptionsError("pollwatch: pollwatch_verify_interval must be 0 or more and "
+                                          "pollwatch_verify_timeout more than 0 seconds")
+        self.verifier.configure(enabled=o.pollwatch_verify, interval=o.pollwatch_verify_interval,
+                                timeout=o.pollwatch_verify_timeout, insecure=o.ssl_insecure)
 
     def _open_store(self) -> None:
         if self.store is not None:

@@ -31,6 +31,8 @@ CACHED_BY = frozenset({"shared-cache", "client-cache", "browser-cache"})
 """`served_by` values meaning the client did not get a fresh answer from the origin."""
 CACHEABLE = frozenset({"fresh", "heuristic"})
 """`cache_verdict` values meaning a cache may answer later polls by itself."""
+CHECK_FOUND = frozenset({"stale-status", "etag-reused-across-states"})
+"""Origin-check results that raised a finding (the rest: checked, origin ahead/behind, no state, check failed)."""
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -43,6 +45,8 @@ class JobView:
     findings: list[dict[str, Any]]
     polls: list[dict[str, Any]] = field(default_factory=list)
     transitions: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    """pollwatch's own origin checks (pollwatch_verify), oldest first."""
     anchor: str = ""
 
     @property
@@ -120,7 +124,9 @@ POLL_COLUMNS = ("job_key, flow_id, kind, method, url, status, request_ts, respon
 
 
 def attach_timelines(conn: sqlite3.Connection, jobs: Sequence[JobView], chunk: int = 500) -> None:
-    """Polls and transitions of `jobs`, a few queries per `chunk` jobs (SQLite caps parameters)."""
+    """Polls, transitions and origin checks of `jobs`, a few queries per `chunk` jobs (SQLite caps
+    parameters). A read-only database written before checks existed has no `checks` table."""
+    has_checks = conn.execute("select 1 from sqlite_master where type = 'table' and name = 'checks'").fetchone()
     for start in range(0, len(jobs), chunk):
         part = {j.row["key"]: j for j in jobs[start:start + chunk]}
         marks = ",".join("?" * len(part))
@@ -130,6 +136,10 @@ def attach_timelines(conn: sqlite3.Connection, jobs: Sequence[JobView], chunk: i
         for r in conn.execute(f"select * from transitions where job_key in ({marks}) order by job_key, ts, id",
                               list(part)):
             part[r["job_key"]].transitions.append(dict(r))
+        if has_checks:
+            for r in conn.execute(f"select * from checks where job_key in ({marks}) order by job_key, sent_at, id",
+                                  list(part)):
+                part[r["job_key"]].checks.append(dict(r))
 
 
 # --- which jobs are drawn -----------------------------------------------------------------------

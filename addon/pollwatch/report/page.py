@@ -24,6 +24,7 @@ from pollwatch import __version__
 from pollwatch.core.findings import CATALOGUE
 from pollwatch.errors import ReportError
 from pollwatch.report.data import (
+    CHECK_FOUND,
     OUTCOMES,
     JobView,
     Plan,
@@ -192,7 +193,32 @@ def _job_section(job: JobView) -> str:
             f'<div class="facts">{states} · {row["polls"] or 0} poll(s) over {_duration(job)}'
             f' · created {_when(row["created_at"])}</div>'
             f'{f"<div class=facts>{codes}</div>" if codes else ""}{job_timeline(job, MAX_MARKS)}'
-            f'{f"<ul>{findings}</ul>" if findings else ""}</section>')
+            f'{f"<ul>{findings}</ul>" if findings else ""}{_checks_table(job)}</section>')
+
+
+def _checks_table(job: JobView) -> str:
+    """What pollwatch itself sent to the origin for this job (pollwatch_verify), and what came back."""
+    if not job.checks:
+        return ""
+    t0 = job.row["created_at"] or job.checks[0]["sent_at"]
+    rows = []
+    for c in job.checks:
+        detail = f' <span class="muted">({esc(c["detail"])})</span>' if c["detail"] else ""
+        rows.append(f'<tr><td class="n">+{seconds(max(c["sent_at"] - t0, 0.0))}</td><td>{esc(c["reason"] or "")}</td>'
+                    f'<td><code>GET {esc(c["url"] or "")}</code></td>'
+                    f'<td>{_check_side(c["client_state"], c["client_etag"])}</td>'
+                    f'<td>{esc(str(c["status"] or "-"))} {_check_side(c["origin_state"], c["origin_etag"])}</td>'
+                    f'<td>{esc(c["result"] or "")}{detail}</td></tr>')
+    found = any(c["result"] in CHECK_FOUND for c in job.checks)  # open when a check raised a finding
+    return (f'<details{" open" if found else ""}><summary>{len(job.checks)} origin check(s) pollwatch sent '
+            f'(GET, Cache-Control: no-cache, '
+            f'X-Pollwatch-Check: 1)</summary><table><tr><th class="n">at</th><th>why</th><th>request</th>'
+            f"<th>client had</th><th>origin says</th><th>result</th></tr>{''.join(rows)}</table></details>")
+
+
+def _check_side(state: str | None, etag: str | None) -> str:
+    shown = f'<span class="state s-{state_class(state)}">{esc(state)}</span>' if state else "-"
+    return shown + (f" <code>{esc(etag)}</code>" if etag else "")
 
 
 def _finding_item(f: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from pollwatch.report.data import (
     CACHEABLE,
     CACHED_BY,
+    CHECK_FOUND,
     SEVERITIES_WORST_FIRST,
     STATES,
     JobView,
@@ -67,7 +68,7 @@ def job_timeline(job: JobView, max_marks: int) -> str:
             f"(repeated polls thinned)</text>" if len(marks) < len(job.polls) else "")
     body = "".join((_axis(scale), f'<line class="lane" x1="{PLOT_LEFT}" y1="{POLL_Y}" x2="{PLOT_RIGHT}" y2="{POLL_Y}"/>',
                     _bands(job, scale), _transitions(job, scale), "".join(_mark(p, scale, job.row["status_url"]) for p in marks),
-                    _finding_marks(job, xs), _terminal(job), note))
+                    _finding_marks(job, xs), _checks(job, scale), _terminal(job), note))
     return (f'<svg class="timeline" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
             f'aria-label="timeline of job {esc(job.row["job_id"])}">{body}</svg>')
 
@@ -170,6 +171,21 @@ def _finding_marks(job: JobView, xs: dict[str, float]) -> str:
     return "".join(out)
 
 
+def _checks(job: JobView, scale: Scale) -> str:
+    """pollwatch's own origin checks (pollwatch_verify): small triangles on the axis, filled when
+    the check raised a finding, dashed when the origin did not answer."""
+    out = []
+    for c in job.checks:
+        result = c["result"] or ""
+        kind = "found" if result in CHECK_FOUND else "failed" if result == "check failed" else "ok"
+        origin = f"{c['status'] or 'no answer'} {c['origin_state'] or ''}".strip()
+        tip = esc(f"pollwatch's origin check ({c['reason']}) at +{seconds(c['sent_at'] - scale.t0)}: "
+                  f"client had {c['client_state'] or '-'}, origin says {origin} · {result}"
+                  + (f" ({c['detail']})" if c["detail"] else ""))
+        out.append(_check_shape(scale.x(c["sent_at"]), AXIS_Y, kind, tip))
+    return "".join(out)
+
+
 def _terminal(job: JobView) -> str:
     state = job.row["terminal_state"]
     label = esc(state or f"no end ({job.row['last_state'] or 'no state'})")
@@ -210,6 +226,10 @@ def _finding_shape(x: float, y: float, severity: str, tip: str = "") -> str:
     return f'<g class="finding {severity}">{symbol}{_tip(tip)}</g>'
 
 
+def _check_shape(x: float, y: float, kind: str, tip: str = "") -> str:
+    return f'<path class="check {kind}" d="M{x - 4:.1f},{y - 1} L{x:.1f},{y - 8} L{x + 4:.1f},{y - 1}Z">{_tip(tip)}</path>'
+
+
 def _tick_shape(x: float, top: float, bottom: float, state: str, label: str = "", tip: str = "") -> str:
     return (f'<g class="transition s-{state}"><line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}"/>'
             f"{label}{_tip(tip)}</g>")
@@ -232,6 +252,7 @@ def legend() -> str:
         (partial(_poll_shape, state="running", ring=None), "poll answered by the server"),
         (partial(_poll_shape, state="queued", ring="cached"), "served by a cache (shared, 304, browser)"),
         (partial(_poll_shape, state="running", ring="cacheable"), "cacheable (fresh / heuristic)"),
+        (lambda x, y: _check_shape(x, y + 5, "ok"), "pollwatch's origin check"),
     ]
     meaning = [
         (lambda x, y: _tick_shape(x, y - 9, y + 9, "succeeded"), "state change"),

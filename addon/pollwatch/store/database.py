@@ -1,4 +1,5 @@
-"""SQLite persistence of sessions, jobs, polls, transitions and findings (through sqlite-utils).
+"""SQLite persistence of sessions, jobs, polls, transitions, findings and origin checks (through
+sqlite-utils).
 
 The proxy never waits on disk: `Store.submit` only queues; one writer thread batches rows into a
 transaction at least once a second. Only allow-listed headers reach the database (the core
@@ -27,6 +28,7 @@ from pollwatch.core.findings import Finding
 from pollwatch.core.records import JobSnapshot, PollRecord, Transition, Update
 from pollwatch.core.observation import clean_text
 from pollwatch.core.redact import redact_text
+from pollwatch.core.verification import CheckRecord
 from pollwatch.store.views import ensure_views
 
 SCHEMA_VERSION = 1
@@ -68,6 +70,7 @@ def connect(path: str | Path) -> sqlite_utils.Database:
                                f"up to {SCHEMA_VERSION}); upgrade pollwatch to use it")
         if version < 1:
             raise StorageError(f"{path}: pollwatch schema version missing; not a pollwatch database")
+        _add_missing_tables(db, tables)
         ensure_views(conn)
         return db
     _create_schema(db)
@@ -97,16 +100,26 @@ COLUMNS: dict[str, dict[str, type]] = {
                     "to_state": str, "ts": float},
     "findings": {"key": str, "session_id": str, "job_key": str, "job_id": str, "flow_id": str, "code": str,
                  "severity": str, "ts": float, "message": str, "evidence": str, "count": int},
+    "checks": {"id": int, "session_id": str, "job_key": str, "flow_id": str, "reason": str, "method": str,
+               "url": str, "sent_at": float, "received_at": float, "status": int, "client_state": str,
+               "client_etag": str, "origin_state": str, "origin_etag": str, "result": str, "detail": str},
 }
-PRIMARY_KEYS = {"sessions": "id", "jobs": "key", "polls": "id", "transitions": "id", "findings": "key"}
+"""`checks` (pollwatch's own origin checks, `pollwatch_verify`) came after schema version 1; it is
+added to older databases when they are opened, so the version stays 1 and older pollwatch
+versions still open newer files."""
+SQL_TYPES = {str: "text", int: "integer", float: "float"}
+PRIMARY_KEYS = {"sessions": "id", "jobs": "key", "polls": "id", "transitions": "id", "findings": "key",
+                "checks": "id"}
 FOREIGN_KEYS = {
     "jobs": [("session_id", "sessions", "id")],
     "polls": [("session_id", "sessions", "id"), ("job_key", "jobs", "key")],
     "transitions": [("session_id", "sessions", "id"), ("job_key", "jobs", "key")],
     "findings": [("session_id", "sessions", "id"), ("job_key", "jobs", "key")],
+    "checks": [("session_id", "sessions", "id"), ("job_key", "jobs", "key")],
 }
 INDEXES = {"jobs": [["session_id"], ["job_id"]], "polls": [["job_key", "response_ts"], ["session_id"]],
-           "transitions": [["job_key", "ts"]], "findings": [["job_key"], ["code"], ["session_id", "ts"]]}
+           "transitions": [["job_key", "ts"]], "findings": [["job_key"], ["code"], ["session_id", "ts"]],
+           "checks": [["job_key", "sent_at"], ["session_id"]]}
 
 
 def _create_schema(db: sqlite_utils.Database) -> None:
@@ -114,10 +127,36 @@ def _create_schema(db: sqlite_utils.Database) -> None:
     with db.conn:
         db["meta"].create({"key": str, "value": str}, pk="key")
         db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})
-        for table, columns in COLUMNS.items():
-            db[table].create(columns, pk=PRIMARY_KEYS[table], foreign_keys=FOREIGN_KEYS.get(table, []))
-            for index in INDEXES.get(table, []):
-                db[table].create_index(index)
+        for table in COLUMNS:
+            _create_table(db, table)
+
+
+def _create_table(db: sqlite_utils.Database, table: str) -> None:
+    db[table].create(COLUMNS[table], pk=PRIMARY_KEYS[table], foreign_keys=FOREIGN_KEYS.get(table, []),
+                     if_not_exists=True)
+    for index in INDEXES.get(table, []):
+        db[table].create_index(index, if_not_exists=True)
+
+
+def _add_missing_tables(db: sqlite_utils.Database, tables: set[str]) -> None:
+    """Tables a later pollwatch added (`checks`), created in a database written before them; a
+    read-only file gets empty temporary ones, so readers need not tell the two apart."""
+    missing = [table for table in COLUMNS if table not in tables]
+    if not missing:
+        return
+    try:
+        with db.conn:
+            for table in missing:
+                _create_table(db, table)
+    except sqlite3.OperationalError:  # read-only: an empty stand-in for this connection only
+        for table in missing:
+            db.conn.execute(f"create temp table if not exists [{table}] ({_column_sql(table)})")
+
+
+def _column_sql(table: str) -> str:
+    pk = PRIMARY_KEYS[table]
+    return ", ".join(f"[{name}] {SQL_TYPES[kind]}{' primary key' if name == pk else ''}"
+                     for name, kind in COLUMNS[table].items())
 
 
 def _write_sql(table: str) -> tuple[str, list[str]]:
@@ -143,10 +182,11 @@ class _Batch:
         self.polls: list[dict[str, Any]] = []
         self.transitions: list[dict[str, Any]] = []
         self.findings: dict[str, dict[str, Any]] = {}
+        self.checks: list[dict[str, Any]] = []
         self.session: dict[str, Any] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.jobs or self.polls or self.transitions or self.findings or self.session)
+        return bool(self.jobs or self.polls or self.transitions or self.findings or self.checks or self.session)
 
 
 class Store:
@@ -178,6 +218,9 @@ class Store:
 
     def submit_findings(self, findings: Iterable[Finding]) -> None:
         self._pending.extend(("finding", finding) for finding in findings)
+
+    def submit_check(self, check: CheckRecord) -> None:
+        self._pending.append(("check", check))
 
     def close(self) -> None:
         """Write everything queued, mark the session ended, stop the writer."""
@@ -222,6 +265,8 @@ class Store:
             batch.session = _jsonable(item)
         elif kind == "finding":
             batch.findings[item.key] = _finding_row(item, sid)
+        elif kind == "check":
+            batch.checks.append(_jsonable(item.model_dump()) | {"session_id": sid})
         else:
             update: Update = item
             if update.job is not None:
@@ -237,7 +282,8 @@ class Store:
             with db.conn:
                 for table, rows in (("sessions", [batch.session] if batch.session else []),
                                     ("jobs", batch.jobs.values()), ("polls", batch.polls),
-                                    ("transitions", batch.transitions), ("findings", batch.findings.values())):
+                                    ("transitions", batch.transitions), ("findings", batch.findings.values()),
+                                    ("checks", batch.checks)):
                     sql, columns = WRITE_SQL[table]
                     db.conn.executemany(sql, [{c: row.get(c) for c in columns} for row in rows])
         except Exception as exc:  # noqa: BLE001 - the writer must outlive any bad row or locked file
@@ -246,7 +292,8 @@ class Store:
                 self._error_reported = True
                 self._on_error(f"[pollwatch] cannot write to {self.path}: {exc}; keeping rows in memory and retrying")
             return False
-        self.rows_written += len(batch.jobs) + len(batch.polls) + len(batch.transitions) + len(batch.findings)
+        self.rows_written += (len(batch.jobs) + len(batch.polls) + len(batch.transitions) + len(batch.findings)
+                              + len(batch.checks))
         return True
 
 

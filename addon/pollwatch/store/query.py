@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,8 +161,8 @@ def _candidates(rows: Sequence[sqlite3.Row], limit: int = 5) -> str:
 
 
 def job_detail(conn: sqlite3.Connection, key: str) -> dict[str, Any]:
-    """Everything about one job in one object: the job, each exchange, transitions, findings and
-    the facts an incident needs (`support`)."""
+    """Everything about one job in one object: the job, each exchange, transitions, findings, the
+    facts an incident needs (`support`) and, when pollwatch_verify sent any, its origin `checks`."""
     [job] = list_jobs(conn, key=key)
     raw = conn.execute("select * from jobs where key = ?", (key,)).fetchone()
     job |= {"create_method": raw["create_method"], "create_url": raw["create_url"],
@@ -173,8 +174,28 @@ def job_detail(conn: sqlite3.Connection, key: str) -> dict[str, Any]:
                     "offset_s": round(r["ts"] - job["created_at"], 3), "flow_id": r["flow_id"]}
                    for r in conn.execute("select * from transitions where job_key = ? order by ts, id", (key,))]
     findings = list_findings(conn, job_key=key)
-    return {"job": job, "polls": polls, "transitions": transitions, "findings": findings,
-            "support": _support(job, polls, transitions, findings)}
+    detail = {"job": job, "polls": polls, "transitions": transitions, "findings": findings,
+              "support": _support(job, polls, transitions, findings)}
+    checks = list_checks(conn, key, job["created_at"])
+    if checks:  # only where pollwatch_verify sent some: the object stays as it was without them
+        detail["checks"] = checks
+        detail["support"]["checks"] = dict(sorted(Counter(c["result"] for c in checks).items()))
+    return detail
+
+
+CHECK_FIELDS = ("flow_id", "reason", "method", "url", "sent_at", "received_at", "status", "client_state",
+                "client_etag", "origin_state", "origin_etag", "result", "detail")
+
+
+def list_checks(conn: sqlite3.Connection, job_key: str, created_at: float | None = None) -> list[dict[str, Any]]:
+    """pollwatch's own origin checks of a job (`pollwatch_verify`), oldest first; none in a
+    read-only database written before checks existed."""
+    if conn.execute("select 1 from sqlite_master where type = 'table' and name = 'checks'").fetchone() is None:
+        return []
+    rows = conn.execute("select * from checks where job_key = ? order by sent_at, id", (job_key,)).fetchall()
+    return [{k: r[k] for k in CHECK_FIELDS} | {
+        "at": iso(r["sent_at"]), "offset_s": round(r["sent_at"] - created_at, 3) if created_at is not None else None,
+    } for r in rows]
 
 
 def _poll(r: sqlite3.Row) -> dict[str, Any]:
