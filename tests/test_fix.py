@@ -88,6 +88,16 @@ async def test_other_traffic_is_left_as_it_is(switched):
     assert other.request.headers["if-none-match"] == '"a"'
 
 
+async def test_a_download_naming_a_tracked_job_keeps_its_conditional_headers(switched):
+    watch, fix, tctx = switched
+    await cycle(tctx, watch, fix, create())
+    await cycle(tctx, watch, fix, flow("GET", "http://api.test/api/exports/e-1", 200, {"id": "e-1", "status": "running"}, {}))
+    download = flow("GET", "http://api.test/api/exports/e-1/download", 200, {"rows": []}, {"ETag": '"d"'},
+                    {"If-None-Match": '"d"'})
+    await cycle(tctx, watch, fix, download)
+    assert download.request.headers["if-none-match"] == '"d"' and download.response.headers["etag"] == '"d"'
+
+
 async def test_the_fix_is_off_unless_asked_for():
     watch = PollWatch()
     fix = FixSwitch(watch)

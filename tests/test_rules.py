@@ -470,3 +470,15 @@ def test_a_304_still_warns_while_the_etag_has_never_changed_with_the_state(traff
     update = traffic.poll(None, status=304, body=b"", cache="no-cache", headers={"ETag": '"v1"'},
                           request_headers={"If-None-Match": '"v1"'})
     assert "status-not-modified" in codes(update)
+
+
+def test_304s_before_the_etag_first_follows_the_state_are_downgraded_to_info_then(traffic):
+    traffic.create()
+    traffic.poll("queued", headers={"ETag": '"q1"'}, cache="no-cache")
+    early = traffic.poll(None, status=304, body=b"", cache="no-cache", headers={"ETag": '"q1"'},
+                         request_headers={"If-None-Match": '"q1"'})
+    assert [f.severity.value for f in early.findings if f.code == "status-not-modified"] == ["warning"]
+    update = traffic.poll("running", headers={"ETag": '"r1"'}, cache="no-cache")
+    [settled] = [f for f in update.findings if f.code == "status-not-modified"]
+    assert settled.severity.value == "info" and "healthy revalidation" in settled.message
+    assert settled.key == early.findings[0].key  # the same finding, amended, not a second one

@@ -29,12 +29,14 @@ class Origin:
     def __init__(self, timing: Timing = QUICK) -> None:
         self.server = SampleAPI(timing=timing).start()
         self.checks: list[dict[str, str]] = []
+        self.cookie_lines: list[list[str]] = []
         app = self.server._api  # the application behind the sockets
         handle = app.handle
 
         def counting(request):
             if request.headers.get(CHECK_HEADER):
                 self.checks.append(dict(request.headers.items()))
+                self.cookie_lines.append(request.headers.get_all("Cookie") or [])
             return handle(request)
 
         app.handle = counting
@@ -197,3 +199,37 @@ async def test_a_flow_carrying_the_check_marker_is_not_watched(watch, origin):
     addon, tctx = watch
     await tctx.cycle(addon, exchange("POST", f"{origin.url}/api/exports", {CHECK_HEADER: "1"}))
     assert addon.tracker.jobs == {}
+
+
+async def test_header_bytes_outside_ascii_reach_the_origin_as_the_client_sent_them(watch, origin, tmp_path):
+    addon, tctx = watch
+    status_url = await create(tctx, addon, origin, "etag-stuck")
+    poll = exchange("GET", status_url, {"If-None-Match": STUCK_ETAG})
+    poll.request.headers.fields = (*poll.request.headers.fields, (b"Cookie", "sid=café".encode()))
+    await tctx.cycle(addon, poll)
+    await addon.verifier.drain()
+    addon.done()
+    assert origin.cookie_lines == [["sid=café".encode().decode("latin-1")]]  # http.server reads headers as Latin-1
+    assert "check failed" not in {c["result"] for c in stored(tmp_path / "pw.sqlite", "select result from checks")}
+
+
+async def test_cookie_crumbs_of_an_http2_client_are_sent_as_one_cookie_line(watch, origin):
+    addon, tctx = watch
+    status_url = await create(tctx, addon, origin, "etag-stuck")
+    poll = exchange("GET", status_url, {"If-None-Match": STUCK_ETAG})
+    poll.request.headers.fields = (*poll.request.headers.fields, (b"cookie", b"a=1"), (b"cookie", b"sid=S"))
+    await tctx.cycle(addon, poll)
+    await addon.verifier.drain()
+    assert origin.cookie_lines == [["a=1; sid=S"]]
+
+
+async def test_polling_abandoned_at_capture_end_carries_the_last_origin_answer(watch, origin, tmp_path):
+    addon, tctx = watch
+    status_url = await create(tctx, addon, origin, "cached-status")
+    await tctx.cycle(addon, exchange("GET", status_url))  # queued, max-age=30: checked at once
+    await addon.verifier.drain()
+    addon.done()  # the capture ends well before the abandonment threshold
+    [finding] = stored(tmp_path / "pw.sqlite", "select * from findings where code = 'polling-abandoned'")
+    evidence = json.loads(finding["evidence"])
+    assert evidence["capture_ended"] is True and evidence["origin_check"]["origin_state"] == "queued"
+    assert "pollwatch's origin check: the origin still said queued" in finding["message"]

@@ -23,7 +23,7 @@ from test_verify import Origin
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory):
     """An etag-stuck job whose client only ever gets 304s through the proxy; returns (db, origin,
-    job id, client polls)."""
+    job id, client polls); the proxy's output lines are kept on the module as `LINES`."""
     db = tmp_path_factory.mktemp("verify-e2e") / "live.sqlite"
     origin = Origin(Timing(queued_s=0.15, running_s=0.15))
     try:
@@ -39,9 +39,14 @@ def capture(tmp_path_factory):
                 while len(origin.checks) < len(statuses) and time.monotonic() < deadline:
                     time.sleep(0.02)
                 time.sleep(0.1)  # the answer reaches the addon
+            proxy.stop()
+            LINES[:] = proxy.lines
     finally:
         origin.stop()
     return db, origin, job_id, statuses
+
+
+LINES: list[str] = []
 
 
 def rows(db, sql: str, *args) -> list[dict]:
@@ -66,6 +71,11 @@ def test_each_check_is_stored_with_its_url_without_secrets(capture):
     assert all(c["url"].endswith("?token=REDACTED") and c["status"] == 200 for c in checks)
     assert (checks[0]["client_state"], checks[0]["origin_state"], checks[0]["origin_etag"]) == (
         "queued", "succeeded", STUCK_ETAG)
+
+
+def test_no_line_the_proxy_prints_carries_a_checked_urls_secret(capture):
+    assert any("origin check of job" in line for line in LINES)
+    assert not any("s3cret" in line for line in LINES)
 
 
 def test_show_lists_what_pollwatch_sent(capture):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pollwatch.core.findings import Finding
 from pollwatch.core.observation import Observation
@@ -42,6 +42,8 @@ class Job:
     result_ids: list[str] = field(default_factory=list)  # ids of the result a task links to
     off_host_key: str | None = None  # the status URL moved onto the host the client called
     revalidation_confirmed: bool = False  # an origin check found the client's 304 copy still right
+    revalidation_contradicted: bool = False  # an origin check found a 304 copy wrong (same ETag, other state)
+    origin_check: dict[str, Any] | None = None  # the latest origin check's answer (active verification)
     index_keys: list[tuple[str, str]] = field(default_factory=list)  # (url key, path key) it is indexed under
     status_reference: str | None = None  # the status reference as the creating response wrote it
     referenced_url: str | None = None  # what that reference resolves to

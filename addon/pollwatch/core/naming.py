@@ -36,3 +36,14 @@ class FindingNamer:
         if job is not None and raised.scope is not None:
             job.counts[key] = finding
         return finding
+
+    def amend(self, job: Job, code: str, **changes: object) -> Finding | None:
+        """A job's once-per-job finding with fields changed (None if it was never raised): what
+        was learnt later changes what it says, it stays one finding."""
+        key = self.scope_key(job, Raise(code, ""))
+        finding = job.counts.get(key)
+        if finding is None:
+            return None
+        job.counts[key] = finding.model_copy(update=changes)
+        return job.counts[key]
+

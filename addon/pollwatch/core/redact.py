@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from pollwatch.core.observation import clean_text
+
 REDACTED = "REDACTED"
 
 # --- query parameters and form fields ------------------------------------------------------
@@ -123,3 +125,10 @@ def redact_text(text: str) -> str:
     if "://" not in text:
         return text
     return _URL.sub(lambda m: redact_url(m.group(0)), text)
+
+
+def safe_text(text: str) -> str:
+    """Text fit to leave pollwatch (a log line, a flow comment, a database row): valid UTF-8,
+    every URL in it redacted."""
+    return redact_text(clean_text(text))
+

@@ -5,6 +5,7 @@ one poll, and says what to raise. The tracker owns state; rules only judge.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pollwatch.core.cache import RESPONSE_CACHE_HEADERS, CacheAnalysis, ServedBy, pick
@@ -165,13 +166,19 @@ def status_from_browser_cache(job: Job, f: PollFacts) -> Raise | None:
 def status_not_modified(job: Job, f: PollFacts) -> Raise | None:
     """A 304 keeps the client on its stored state. Healthy when the server's ETag is known to
     change with the state (or an origin check confirmed the copy): then it only says "same state"."""
-    if f.obs.status != 304 or job.etag_follows_state or job.revalidation_confirmed:
+    healthy = (job.etag_follows_state or job.revalidation_confirmed) and not job.revalidation_contradicted
+    if f.obs.status != 304 or healthy:
         return None
     shown = _value(f.reading.state) or "unknown"
     return Raise("status-not-modified",
                  f"poll answered 304 Not Modified: the client keeps showing its stored state {shown}.",
                  {"stored_state": shown, "if_none_match": f.obs.request_headers.get("if-none-match"),
                   "etag": f.obs.response_headers.get("etag")})
+
+
+HEALTHY_NOT_MODIFIED = ("polls answered 304 Not Modified, and the job's ETag has since changed with its state: "
+                        "those 304s meant \"same state\" (healthy revalidation).")
+"""What status-not-modified says once the job's ETag is seen to follow its state (downgraded to info)."""
 
 
 def status_stale_date(job: Job, f: PollFacts) -> Raise | None:
@@ -285,14 +292,32 @@ def polling_abandoned(job: Job, now: float, config: Config, *, capture_ended: bo
     evidence = {"idle_seconds": round(idle, 3), "limit_seconds": round(limit, 3), "last_state": _state(job),
                 "polls": job.polls, "capture_ended": capture_ended}
     if idle > limit:
-        return Raise("polling-abandoned",
-                     f"no poll for {idle:.1f} s and no terminal state (last state {_state(job)}, {job.polls} poll(s)).",
-                     evidence)
-    if capture_ended:
-        return Raise("polling-abandoned",
-                     f"capture ended before a terminal state (last state {_state(job)}, {job.polls} poll(s), "
-                     f"last activity {idle:.1f} s before the end).", evidence)
-    return None
+        message = f"no poll for {idle:.1f} s and no terminal state (last state {_state(job)}, {job.polls} poll(s))."
+    elif capture_ended:
+        message = (f"capture ended before a terminal state (last state {_state(job)}, {job.polls} poll(s), "
+                   f"last activity {idle:.1f} s before the end).")
+    else:
+        return None
+    if job.origin_check is not None:
+        message, evidence = with_origin_check(message, evidence, job.origin_check, job.last_state)
+    return Raise("polling-abandoned", message, evidence)
+
+
+ORIGIN_NOTE = " pollwatch's origin check: "
+
+
+def with_origin_check(message: str, evidence: dict[str, Any], check: dict[str, Any],
+                      client: State | None) -> tuple[str, dict[str, Any]]:
+    """polling-abandoned with what the origin said when pollwatch last asked it (active
+    verification): the client's last state may be long behind."""
+    when = datetime.fromtimestamp(check["at"], UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    origin = State(check["origin_state"])
+    client = client or State(check["client_last_state"])
+    if (origin.rank or 0) > (client.rank or 0):
+        note = f"the origin reached {origin.value} by {when} while the client's last seen state was {client.value}."
+    else:
+        note = f"the origin still said {origin.value} at {when}."
+    return f"{message.split(ORIGIN_NOTE)[0]}{ORIGIN_NOTE}{note}", evidence | {"origin_check": check}
 
 
 CREATION_RULES = (status_cacheable, status_from_shared_cache, status_from_browser_cache, status_stale_date)

@@ -6,7 +6,7 @@ the rules and reports what changed.
 `JobIndex`'s concern, reading states `reading`'s, judging the `rules`' and naming the findings
 and records this module's.
 
-Longer than most modules (about 390 lines) because creation, polls, jobs found late and the
+Longer than most modules (about 400 lines) because creation, polls, jobs found late and the
 lifecycle share the tracker's state; each part is a short method, and the decisions live in the
 modules named above.
 """
@@ -21,7 +21,7 @@ from pollwatch.core.cache import REQUEST_CACHE_HEADERS, RESPONSE_CACHE_HEADERS, 
 from pollwatch.core.config import Config
 from pollwatch.core.discovery import Candidate, Discovery, Mutation
 from pollwatch.core.documents import collect_ids, is_id_key, is_own_id_key, layers, looks_like_id, scalar_id
-from pollwatch.core.findings import Finding
+from pollwatch.core.findings import Finding, Severity
 from pollwatch.core.index import POLL_METHODS, JobIndex, Match
 from pollwatch.core.job import Job, RecentPoll
 from pollwatch.core.lookalike import closest_id
@@ -34,8 +34,8 @@ from pollwatch.core.references import (
 )
 from pollwatch.core.naming import FindingNamer
 from pollwatch.core.rules import (
-    CREATION_RULES, POLL_RULES, PollFacts, Raise, accepted_without_job_reference, polling_abandoned, stuck_non_terminal,
-    unknown_job,
+    CREATION_RULES, HEALTHY_NOT_MODIFIED, POLL_RULES, PollFacts, Raise, accepted_without_job_reference, polling_abandoned,
+    stuck_non_terminal, unknown_job,
 )
 from pollwatch.core.states import State, parse_json_object, says_work_in_progress, state_of
 from pollwatch.core.urls import origin_of, path_segments, url_tokens
@@ -225,6 +225,7 @@ class Tracker:
         facts = PollFacts(obs=obs, analysis=analysis, reading=reading, matched_by=match.matched_by, config=self.config)
         raised += [r for rule in POLL_RULES if (r := rule(job, facts)) is not None]
 
+        followed = job.etag_follows_state
         self._count_poll(job, obs, match, reading)
         transitions = self._deliver(job, reading, obs)
         if not (job.finished or job.abandoned):
@@ -234,6 +235,9 @@ class Tracker:
         if reading.state is not None and reading.state.rank is not None:
             job.recent.append(RecentPoll(obs.request_ts, obs.response_ts, reading.state))
         findings = [self._finding(job, r, flow_id=obs.flow_id, ts=obs.response_ts) for r in raised]
+        if job.etag_follows_state and not followed and not job.revalidation_contradicted:  # earlier 304s were healthy
+            findings += filter(None, [self._namer.amend(job, "status-not-modified", severity=Severity.INFO,
+                                                        message=HEALTHY_NOT_MODIFIED)])
         poll = self._record(job, obs, "poll", match.matched_by, reading, analysis)
         return Update(job=job.snapshot(), poll=poll, transitions=transitions, findings=findings)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -32,7 +31,7 @@ from pollwatch.core.observation import Headers, Observation
 from pollwatch.core.reading import Reading
 from pollwatch.core.records import Update
 from pollwatch.core.redact import redact_url
-from pollwatch.core.rules import Raise
+from pollwatch.core.rules import Raise, with_origin_check
 from pollwatch.core.states import State
 from pollwatch.core.urls import origin_of
 
@@ -43,7 +42,6 @@ REMEMBERED_JOBS = 10_000
 DATE_MARGIN = 2.0
 """Seconds a client's Date must lag more than the origin's own before a cache is blamed (Date
 has one-second resolution, on both sides)."""
-ORIGIN_NOTE = " pollwatch's origin check: "
 
 
 class Reason(StrEnum):
@@ -275,14 +273,17 @@ def _consequences(job: Job, plan: CheckPlan, record: CheckRecord, client: State,
         job.revalidation_confirmed = True  # the 304 really meant "same state"
     if job.max_state is None or (origin.rank or 0) > (job.max_state.rank or 0):
         job.max_state = origin  # observed at the origin: a cache delivering less later is stale-status
+    job.origin_check = {"at": record.received_at or record.sent_at, "url": record.url, "origin_state": origin.value,
+                        "client_last_state": client.value, "status": record.status, "origin_etag": record.origin_etag,
+                        "result": record.result}
     if plan.reason is Reason.ABANDONED:
-        amended = _abandoned_with_origin(job, record, client, origin, namer)
+        amended = _abandoned_with_origin(job, namer)
         return [amended] if amended is not None else []
     evidence = {"verified_by": "origin check", "reason": plan.reason.value, "url": record.url,
                 "client_state": client.value, "origin_state": origin.value, "client_etag": plan.client_etag,
                 "origin_etag": record.origin_etag, "checked_at": record.received_at}
     if result is Result.ETAG_REUSED:
-        job.revalidation_confirmed = False
+        job.revalidation_confirmed, job.revalidation_contradicted = False, True
         raised = Raise("etag-reused-across-states",
                        f"ETag {record.origin_etag} stands for state {client.value} in the client's copy, and the "
                        f"origin now sends it with {origin.value} (pollwatch's origin check).",
@@ -300,25 +301,11 @@ def _consequences(job: Job, plan: CheckPlan, record: CheckRecord, client: State,
     return [namer.name(job, raised, flow_id=plan.flow_id, ts=record.received_at or record.sent_at)]
 
 
-def _abandoned_with_origin(job: Job, record: CheckRecord, client: State, origin: State,
-                           namer: FindingNamer) -> Finding | None:
-    """polling-abandoned, with what the origin said after the client stopped asking."""
+def _abandoned_with_origin(job: Job, namer: FindingNamer) -> Finding | None:
+    """polling-abandoned, amended with what the origin said after the client stopped asking."""
     key = namer.scope_key(job, Raise("polling-abandoned", ""))
     finding = job.counts.get(key)
-    if finding is None:
+    if finding is None or job.origin_check is None:
         return None
-    at = record.received_at or record.sent_at
-    when = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    if (origin.rank or 0) > (client.rank or 0):
-        note = (f"the origin reached {origin.value} by {when} while the client's last seen state was "
-                f"{client.value}.")
-    else:
-        note = f"the origin still said {origin.value} at {when}."
-    amended = finding.model_copy(update={
-        "message": f"{finding.message.split(ORIGIN_NOTE)[0]}{ORIGIN_NOTE}{note}",
-        "evidence": finding.evidence | {"origin_check": {
-            "at": at, "url": record.url, "origin_state": origin.value, "client_last_state": client.value,
-            "status": record.status, "origin_etag": record.origin_etag, "result": record.result}},
-    })
-    job.counts[key] = amended
-    return amended
+    message, evidence = with_origin_check(finding.message, finding.evidence, job.origin_check, job.last_state)
+    return namer.amend(job, "polling-abandoned", message=message, evidence=evidence)

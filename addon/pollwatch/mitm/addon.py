@@ -24,11 +24,12 @@ from pollwatch.core.config import Config
 from pollwatch.errors import ConfigError, StorageError, first_line
 from pollwatch.core.findings import Finding, Severity
 from pollwatch.core.records import Update
+from pollwatch.core.redact import safe_text
 from pollwatch.contract_file import contract_config
 from pollwatch.store.database import Session, Store
 from pollwatch.core.tracking import Tracker
 from pollwatch.core.verification import CHECK_HEADER, CheckPlan, OriginAnswer
-from pollwatch.mitm.verify import Verifier
+from pollwatch.mitm.verify import Trust, Verifier
 
 log = logging.getLogger("pollwatch")
 
@@ -44,7 +45,10 @@ FIXES = ("no-store",)
 """Fixes `pollwatch_fix` can try on status responses (see mitm/fix.py)."""
 PREFIX = "[pollwatch]"
 """Every log line pollwatch writes starts with this."""
-VERIFY_OPTIONS = {"pollwatch_verify", "pollwatch_verify_interval", "pollwatch_verify_timeout", "ssl_insecure"}
+VERIFY_OPTIONS = {"pollwatch_verify", "pollwatch_verify_interval", "pollwatch_verify_timeout", "ssl_insecure",
+                  "ssl_verify_upstream_trusted_ca", "ssl_verify_upstream_trusted_confdir"}
+STATUS_MATCHES = ("canonical", "same-path", "off-host", "first-poll")
+"""How a request is tied to a job's status URL itself (not merely a URL naming the job's id)."""
 FLOWS_REMEMBERED = 100_000
 """Flow id -> job key pairs kept for `pollwatch.job` (the oldest are forgotten first)."""
 
@@ -164,7 +168,7 @@ class PollWatch:
         """Whether this request (before its response) is a status poll of a tracked job."""
         with self._guard():
             match = self.tracker.index.match_poll(observation_from_flow(flow))
-            return match is not None and match.job is not None
+            return match is not None and match.job is not None and match.matched_by in STATUS_MATCHES
         return False
 
     # --- internals ----------------------------------------------------------------------------
@@ -238,7 +242,7 @@ class PollWatch:
             flow.marked = MARKS[worst]
             notes += [f"pollwatch {f.severity.value}: {f.code}: {f.message}" for f in update.findings]
         if notes:
-            flow.comment = "\n".join(filter(None, [flow.comment, *notes]))
+            flow.comment = "\n".join(filter(None, [flow.comment, *map(safe_text, notes)]))
 
     @staticmethod
     def _log(finding: Finding, *, live: bool = True) -> None:
@@ -246,7 +250,7 @@ class PollWatch:
         start-up, when an ERROR record makes mitmdump exit; there errors are logged at WARNING
         level (the line still says `error:`)."""
         level = LEVELS[finding.severity] if live else min(LEVELS[finding.severity], logging.WARNING)
-        log.log(level, f"{PREFIX} {finding.severity.value}: {finding.line()}")
+        log.log(level, safe_text(f"{PREFIX} {finding.severity.value}: {finding.line()}"))
 
     def guard(self) -> contextlib.AbstractContextManager[None]:
         """For addons beside this one: their errors are counted with pollwatch's, never raised."""
@@ -284,7 +288,9 @@ class PollWatch:
             raise exceptions.OptionsError("pollwatch: pollwatch_verify_interval must be 0 or more and "
                                           "pollwatch_verify_timeout more than 0 seconds")
         self.verifier.configure(enabled=o.pollwatch_verify, interval=o.pollwatch_verify_interval,
-                                timeout=o.pollwatch_verify_timeout, insecure=o.ssl_insecure)
+                                timeout=o.pollwatch_verify_timeout,
+                                trust=Trust(insecure=o.ssl_insecure, ca_file=o.ssl_verify_upstream_trusted_ca,
+                                            ca_dir=o.ssl_verify_upstream_trusted_confdir))
 
     def _open_store(self) -> None:
         if self.store is not None:

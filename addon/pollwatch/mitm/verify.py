@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -44,20 +45,42 @@ NOT_RESENT = frozenset({
     "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding",
     "upgrade", "expect", "content-length", "accept-encoding", CHECK_HEADER.lower(),
 })
-CHECK_HEADERS = (("Cache-Control", "no-cache"), ("Pragma", "no-cache"), (CHECK_HEADER, "1"))
+CHECK_HEADERS = ((b"Cache-Control", b"no-cache"), (b"Pragma", b"no-cache"), (CHECK_HEADER.encode(), b"1"))
 
 
 @dataclass(frozen=True)
 class Fetch:
-    """Where and how to ask: the address the client's request went to, with its headers."""
+    """Where and how to ask: the address the client's request went to, with its headers as the
+    client sent them (raw bytes: a UTF-8 cookie or a Latin-1 credential is passed on untouched)."""
 
     url: str
-    headers: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[bytes, bytes], ...]
 
     @classmethod
     def of(cls, flow: http.HTTPFlow) -> Fetch:
-        kept = tuple((k, v) for k, v in flow.request.headers.items(multi=True) if k.lower() not in NOT_RESENT)
-        return cls(flow.request.url, kept + CHECK_HEADERS)
+        kept = [(k, v) for k, v in flow.request.headers.fields if k.decode("latin-1").lower() not in NOT_RESENT]
+        cookies = [v for k, v in kept if k.lower() == b"cookie"]
+        if len(cookies) > 1:  # HTTP/2 sends cookie crumbs as fields of their own; HTTP/1.1 wants one line
+            kept = [(k, v) for k, v in kept if k.lower() != b"cookie"] + [(b"cookie", b"; ".join(cookies))]
+        return cls(flow.request.url, tuple(kept) + CHECK_HEADERS)
+
+
+@dataclass(frozen=True)
+class Trust:
+    """How the check verifies the origin's certificate: as mitmproxy does for its upstream
+    connections (`ssl_insecure`, `ssl_verify_upstream_trusted_ca`, `..._confdir`)."""
+
+    insecure: bool = False
+    ca_file: str | None = None
+    ca_dir: str | None = None
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's `verify`: a context with the CAs mitmproxy was told to trust, else the default."""
+        if self.insecure:
+            return False
+        if self.ca_file or self.ca_dir:
+            return ssl.create_default_context(cafile=self.ca_file, capath=self.ca_dir)
+        return True
 
 
 class Verifier:
@@ -66,17 +89,17 @@ class Verifier:
     def __init__(self, deliver: Callable[[CheckPlan, OriginAnswer], None]) -> None:
         self.enabled = False
         self.timeout = 5.0
-        self.insecure = False
+        self.trust = Trust()
         self.schedule = Schedule()
         self._deliver = deliver
         self._fetches: OrderedDict[str, Fetch] = OrderedDict()  # job key -> its latest checkable poll
         self._tasks: set[asyncio.Task] = set()
         self._client: httpx.AsyncClient | None = None
-        self._client_settings: tuple[float, bool] | None = None
+        self._client_settings: tuple[float, Trust] | None = None
         self._client_lock = asyncio.Lock()
 
-    def configure(self, *, enabled: bool, interval: float, timeout: float, insecure: bool) -> None:
-        self.enabled, self.timeout, self.insecure = enabled, timeout, insecure
+    def configure(self, *, enabled: bool, interval: float, timeout: float, trust: Trust) -> None:
+        self.enabled, self.timeout, self.trust = enabled, timeout, trust
         self.schedule.interval = interval
 
     # --- hooks' side (event loop, never waits) -------------------------------------------------
@@ -144,18 +167,22 @@ class Verifier:
 
     async def _http_client(self) -> httpx.AsyncClient:
         """One client for every check (kept-alive connections); built off the event loop, since
-        loading the CA bundle takes a moment. `trust_env=False`: never through HTTP(S)_PROXY."""
-        settings = (self.timeout, self.insecure)
+        loading CA bundles takes a moment. `trust_env=False`: never through HTTP(S)_PROXY."""
+        settings = (self.timeout, self.trust)
         async with self._client_lock:
             if self._client is None or self._client_settings != settings:
                 old = self._client
-                self._client = await asyncio.to_thread(httpx.AsyncClient, timeout=self.timeout,
-                                                       verify=not self.insecure, trust_env=False,
-                                                       follow_redirects=False)
+                self._client = await asyncio.to_thread(self._new_client)
                 self._client_settings = settings
                 if old is not None:
                     await old.aclose()
             return self._client
+
+    def _new_client(self) -> httpx.AsyncClient:
+        for name in ("httpx", "httpcore"):  # their INFO lines would print each check's URL, secrets and all
+            logging.getLogger(name).setLevel(logging.WARNING)
+        return httpx.AsyncClient(timeout=self.timeout, verify=self.trust.verify(), trust_env=False,
+                                 follow_redirects=False)
 
     # --- shutdown and tests --------------------------------------------------------------------
 

@@ -26,8 +26,7 @@ from pollwatch.errors import StorageError
 from pollwatch import __version__
 from pollwatch.core.findings import Finding
 from pollwatch.core.records import JobSnapshot, PollRecord, Transition, Update
-from pollwatch.core.observation import clean_text
-from pollwatch.core.redact import redact_text
+from pollwatch.core.redact import safe_text
 from pollwatch.core.verification import CheckRecord
 from pollwatch.store.views import ensure_views
 
@@ -303,7 +302,7 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     for key, value in row.items():
         if isinstance(value, dict | list):
             value = json.dumps(value, sort_keys=True)
-        out[key] = redact_text(clean_text(value)) if isinstance(value, str) else value
+        out[key] = safe_text(value) if isinstance(value, str) else value
     return out
 
 
