@@ -64,7 +64,7 @@ CATALOGUE: dict[str, FindingKind] = {
               "The client keeps showing the state of its stored copy, and nothing shows the copy is still "
               "right: the server's ETag has not been seen to change with the state. (Once it has, or an "
               "origin check confirmed the copy, 304s are healthy and not reported, and the job's earlier "
-              "`status-not-modified` is downgraded to `info`; an origin check that contradicts a 304 brings "
+              "status-not-modified is downgraded to info; an origin check that contradicts a 304 brings "
               "the warning back.)",
               "Make the ETag change with the state, or send `Cache-Control: no-store` on status responses."),
         _kind("status-stale-date", W, "Status response has an old Date",
