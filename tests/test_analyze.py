@@ -140,6 +140,30 @@ def test_analysis_is_deterministic(tmp_path):
     assert summary_of(tmp_path / "one.sqlite") == summary_of(tmp_path / "two.sqlite")
 
 
+
+def _rows(db: Path) -> dict[str, list[tuple]]:
+    """Every stored row of the one session, its id taken out, in write order."""
+    with sqlite3.connect(db) as conn:
+        sid = conn.execute("select id from sessions").fetchone()[0]
+        return {table: [tuple(v.replace(sid, "S") if isinstance(v, str) else v for v in row)
+                        for row in conn.execute(f"select * from {table} order by rowid")]
+                for table in ("jobs", "polls", "transitions", "findings")}
+
+
+def test_several_files_are_streamed_one_after_another_in_the_order_given(tmp_path):
+    """Files are taken in turn, each in recorded order (not merged by time): the rows of a
+    three-file run are the same on every run, and its polls are each file's polls, file after file."""
+    names = ["replica-lag", "healthy", "slow-then-fast"]
+    files = [RECORDINGS / f"{n}.flows" for n in names]
+    for run in ("one", "two"):
+        analyze_recordings(files, tmp_path / f"{run}.sqlite")
+    assert _rows(tmp_path / "one.sqlite") == _rows(tmp_path / "two.sqlite")
+    apart = []
+    for name in names:
+        analyze_recordings([RECORDINGS / f"{name}.flows"], tmp_path / f"{name}.sqlite")
+        apart += [row[3] for row in _rows(tmp_path / f"{name}.sqlite")["polls"]]  # flow_id
+    assert [row[3] for row in _rows(tmp_path / "one.sqlite")["polls"]] == apart
+
 # --- bad input ---------------------------------------------------------------------------------
 
 def test_truncated_flow_file_is_a_one_line_error_naming_file_and_offset(tmp_path):
@@ -173,6 +197,19 @@ def test_a_bad_file_leaves_the_database_as_it_was(tmp_path):
     assert result.exit_code == 1 and "junk.har" in result.output and len(result.output.strip().splitlines()) == 1
     assert sessions(db) == 1
 
+
+
+def test_a_flow_file_corrupt_midway_leaves_an_existing_database_as_it_was(tmp_path):
+    """The flow file is streamed, so rows of this run were written before the damage was found:
+    they are taken out again."""
+    db = tmp_path / "keep.sqlite"
+    analyze_recordings([RECORDINGS / "healthy.flows"], db)
+    before = _rows(db)
+    data = (RECORDINGS / "replica-lag.flows").read_bytes()
+    (tmp_path / "broken.flows").write_bytes(data[: len(data) * 3 // 4])
+    with pytest.raises(ReadError, match=r"broken\.flows: .* at byte \d+"):
+        analyze_recordings([RECORDINGS / "cached-status.flows", tmp_path / "broken.flows"], db)
+    assert sessions(db) == 1 and _rows(db) == before
 
 def test_missing_path_is_an_error(tmp_path):
     result = CliRunner().invoke(main, ["analyze", str(tmp_path / "nope.flows"), "--db", str(tmp_path / "x.sqlite")])

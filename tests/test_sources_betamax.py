@@ -15,7 +15,7 @@ import brotli
 import pytest
 from pollwatch.core.observation import BODY_EXCERPT_LIMIT
 from pollwatch.errors import ReadError
-from pollwatch.sources.base import COMPRESSED_BODY_LIMIT
+from pollwatch.mitm.decoding import COMPRESSED_BODY_LIMIT
 from pollwatch.sources.readers import read
 
 DATA = Path(__file__).resolve().parent / "data" / "recordings"

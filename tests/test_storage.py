@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -136,7 +139,9 @@ def test_session_carries_label_and_settings(tmp_path):
     with Store(path, Session(label="checkout bug", settings={"stuck_after": 10})):
         pass
     with sqlite3.connect(path) as db:
-        assert db.execute("select label, settings from sessions").fetchone() == ("checkout bug", '{"stuck_after": 10}')
+        label, settings = db.execute("select label, settings from sessions").fetchone()
+    assert label == "checkout bug" and json.loads(settings) == {"stuck_after": 10, "writer": {
+        "host": socket.gethostname(), "pid": os.getpid()}}  # the writer: is a session without an end still open?
 
 
 def test_a_database_locked_at_start_is_a_clear_error(tmp_path, monkeypatch):

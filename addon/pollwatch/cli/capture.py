@@ -26,6 +26,10 @@ def run(db: str, port: int, listen_host: str, fix: str | None, mitmdump_args: Se
     Point your client at http://LISTEN-HOST:PORT as its HTTP(S) proxy. Example:
     `pollwatch run --port 8080 --set pollwatch_filter='~d api.example.com'`.
     """
+    from pollwatch.store.database import check_writable
+
+    if db:
+        check_writable(db)  # one line now, rather than a proxy that stores nothing
     fixes = mitmdump.sets([f"pollwatch_fix={fix}"]) if fix else []
     sys.exit(mitmdump.run_in_process([*mitmdump.watch_args(db=db, listen_host=listen_host, port=port), *fixes,
                                       *mitmdump_args]))

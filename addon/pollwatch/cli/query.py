@@ -163,6 +163,10 @@ def warnings(db: str, session: str | None, code: str | None, severity: str | Non
                      r["message"]])
 
 
+ENDS = {"open": "still open", "killed": "unknown (process killed)"}
+"""How `sessions` shows a session whose end was never written (store.query.session_end)."""
+
+
 @click.command()
 @db_option()
 @session_option
@@ -172,7 +176,7 @@ def sessions(db: str, session: str | None, fmt: str) -> None:
     rows = _read(db, lambda conn: list_sessions(conn, session))
     when, day = _clock(ts for r in rows for ts in (r["started_at"], r["ended_at"]))
     emit(rows, fmt, f"session(s) in {db}{day}", ("id", "started", "ended", "source", "label", "jobs", "findings"),
-          lambda r: [r["id"], when(r["started_at"]), when(r["ended_at"]), r["source"], r["label"] or "-",
+          lambda r: [r["id"], when(r["started_at"]), ENDS.get(r["end"]) or when(r["ended_at"]), r["source"], r["label"] or "-",
                      str(r["jobs"]), str(r["findings"])])
 
 

@@ -34,7 +34,7 @@ def lookup(document: Mapping[str, Any], path: str) -> Any:
     """Value at a dotted path (`properties.provisioningState`), or None."""
     value: Any = document
     for key in path.split("."):
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):  # JSON gives dicts; the ABC check is slow
             return None
         value = value.get(key)
     return value

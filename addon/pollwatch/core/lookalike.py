@@ -25,16 +25,30 @@ def closest_id(unknown: str, known: list[str]) -> str | None:
 
 
 def edit_distance(a: str, b: str, cap: int) -> int:
-    """Levenshtein distance of `a` and `b`, or `cap` as soon as it cannot be smaller."""
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        if min(current) >= cap:
-            return cap
-        previous = current
-    return previous[-1]
+    """Levenshtein distance of `a` and `b`, or at least `cap` once it cannot be smaller.
+
+    Myers' bit-parallel algorithm (Hyyro's form): one column of the table is a pair of bit
+    vectors, so each character of `b` costs a dozen integer operations whatever the length of
+    `a`. The textbook table cost len(a) * len(b) Python steps per known id, which made every
+    unknown-id poll stall the proxy (0.3 s for 500 ids of 64 characters)."""
+    if not a or not b:
+        return len(a) or len(b)
+    matches: dict[str, int] = {}
+    for i, char in enumerate(a):
+        matches[char] = matches.get(char, 0) | (1 << i)
+    full, top = (1 << len(a)) - 1, 1 << (len(a) - 1)
+    plus, minus, distance = full, 0, len(a)
+    for done, char in enumerate(b, 1):
+        equal = matches.get(char, 0)
+        vertical = equal | minus
+        horizontal = (((equal & plus) + plus) ^ plus) | equal
+        h_plus, h_minus = minus | ~(horizontal | plus), plus & horizontal
+        distance += 1 if h_plus & top else -1 if h_minus & top else 0
+        if distance - (len(b) - done) >= cap:
+            return cap  # even matching every remaining character cannot bring it below the cap
+        h_plus, h_minus = (h_plus << 1) | 1, h_minus << 1
+        plus, minus = (h_minus | ~(vertical | h_plus)) & full, h_plus & vertical & full
+    return distance
 
 
 def siblings(a: str, b: str) -> bool:

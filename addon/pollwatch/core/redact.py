@@ -132,3 +132,16 @@ def safe_text(text: str) -> str:
     every URL in it redacted."""
     return redact_text(clean_text(text))
 
+
+
+# --- free text (log lines) ------------------------------------------------------------------
+
+_SCHEME_VALUE = re.compile(r"\b(Bearer|Basic|Digest|Token)(\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+_PAIR = re.compile(r"""(?P<key>[A-Za-z_][\w.-]*)(?P<sep>["']?\s*[=:]\s*)(?P<value>"[^"]*"|'[^']*'|[^\s,;&"']+)""")
+
+
+def redact_log_text(text: str) -> str:
+    """A log line or message with URLs redacted, `Bearer …`/`Basic …` credentials and the values
+    of sensitive `key=value` / `key: value` pairs (`password=`, `token:`) replaced."""
+    text = _SCHEME_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", redact_text(text))
+    return _PAIR.sub(lambda m: f"{m['key']}{m['sep']}{REDACTED}" if is_sensitive_key(m["key"]) else m.group(0), text)

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import logging
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
@@ -140,7 +141,7 @@ class PollWatch:
         for job in self.tracker.jobs.values():
             states = " > ".join(s.value for s in job.states) or "-"
             lines.append(f"{job.job_id:<24} {states:<40} polls={job.polls:<4} {job.status_url or '-'}")
-        return lines
+        return [safe_text(line) for line in lines]
 
     @command.command("pollwatch.job")
     def job(self, flows: Sequence[mflow.Flow]) -> Sequence[str]:
@@ -149,7 +150,7 @@ class PollWatch:
         for f in flows:
             job = self.tracker.jobs.get(self._flow_jobs.get(f.id, ""))
             lines.append(f"{f.id} {job.job_id} (key {job.key})" if job else f"{f.id} -")
-        return lines
+        return [safe_text(line) for line in lines]
 
     def _note_fix(self, fix: str | None) -> None:
         """The fix switch's setting is part of the session, so the database says it was on."""
@@ -218,8 +219,8 @@ class PollWatch:
             if self.store is not None:
                 self.store.submit_check(record)
             job = self.tracker.jobs.get(plan.job_key)
-            log.info(f"{PREFIX} origin check of job {job.job_id if job else plan.job_key} ({record.reason}): "
-                     f"GET {record.url} -> {record.status or record.detail}: {record.result}")
+            log.info(safe_text(f"{PREFIX} origin check of job {job.job_id if job else plan.job_key} ({record.reason}): "
+                               f"GET {record.url} -> {record.status or record.detail}: {record.result}"))
             self._announce(findings)
 
     def _announce(self, findings: list[Finding]) -> None:
@@ -264,7 +265,8 @@ class PollWatch:
         except Exception:
             self.internal_errors += 1
             if self.internal_errors == 1:
-                log.exception(f"{PREFIX} internal error (the flow passed unchanged; further errors are only counted)")
+                log.error(safe_text(f"{PREFIX} internal error (the flow passed unchanged; further errors are only "
+                                    f"counted)\n{traceback.format_exc()}"))  # the message may quote the traffic
 
     def _config(self) -> Config:
         o = ctx.options
@@ -304,7 +306,7 @@ class PollWatch:
             self.store = Store(path, self.session).start()
         except StorageError as exc:
             raise exceptions.OptionsError(str(exc)) from exc
-        log.info(f"{PREFIX} recording jobs to {path} (session {self.session.id})")
+        log.info(safe_text(f"{PREFIX} recording jobs to {path} (session {self.session.id})"))
 
     @staticmethod
     def _parse_filter(expression: str | None) -> flowfilter.TFilter | None:

@@ -3,20 +3,41 @@
 from __future__ import annotations
 
 import time
-import zlib
 
 from mitmproxy import http
 
-from pollwatch.core.observation import BODY_EXCERPT_LIMIT, Headers, Observation
-
-COMPRESSED_BODY_LIMIT = 256 * 1024
-"""br/zstd bodies larger than this are not decoded at all: status documents are small."""
+from pollwatch.core.observation import Headers, Observation
+from pollwatch.mitm.decoding import decode_excerpt
 
 _TEXTUAL = ("json", "text", "javascript", "xml")
 
 
-def request_url(request: http.Request) -> str:
-    """The URL the client asked for; IPv6 hosts in brackets (mitmproxy's pretty_url omits them)."""
+_ORIGINS: dict[tuple[str, bytes, str | None, str, int], str] = {}
+_ORIGINS_KEPT = 1024
+
+
+def request_url(request: http.Request, headers: Headers | None = None) -> str:
+    """The URL the client asked for. Its scheme://host:port part is worked out once per Host header
+    and kept: mitmproxy's pretty_host/pretty_url parse the header again on every call, a large part
+    of pollwatch's cost per request. `headers`: the request's, as Headers (a cheaper lookup)."""
+    path = request.path
+    if request.first_line_format == "authority" or not path.startswith("/"):
+        return _full_url(request)
+    host = headers.get("host") if headers is not None else request.headers.get("host")
+    key = (request.scheme, request.data.authority, host, request.host, request.port)
+    origin = _ORIGINS.get(key)
+    if origin is None:
+        full = _full_url(request)
+        if not full.endswith(path):
+            return full
+        if len(_ORIGINS) >= _ORIGINS_KEPT:
+            _ORIGINS.clear()
+        origin = _ORIGINS[key] = full[: len(full) - len(path)]
+    return origin + path
+
+
+def _full_url(request: http.Request) -> str:
+    """IPv6 hosts in brackets (mitmproxy's pretty_url omits them)."""
     host = request.pretty_host
     if ":" not in host:
         return request.pretty_url
@@ -38,12 +59,13 @@ def observation_from_flow(flow: http.HTTPFlow) -> Observation:
         response_headers, status = Headers(), None
     peer = flow.client_conn.peername
     har = flow.metadata.get("har") if isinstance(flow.metadata.get("har"), dict) else {}
+    request_headers = Headers.of(request.headers.items(multi=True))
     observation = Observation(
         flow_id=flow.id,
         method=request.method,
-        url=request_url(request),
+        url=request_url(request, request_headers),
         status=status,
-        request_headers=Headers.of(request.headers.items(multi=True)),
+        request_headers=request_headers,
         response_headers=response_headers,
         request_ts=request_ts,
         response_ts=response_ts,
@@ -51,40 +73,19 @@ def observation_from_flow(flow: http.HTTPFlow) -> Observation:
         served_from="browser-cache" if har.get("_fromCache") else None,  # a HAR entry kept in a flow file
     )
     if response is not None:
-        observation.with_body_loader(lambda: _body_excerpt(response))
+        observation.with_body_loader(lambda: _body_excerpt(response, response_headers))
     return observation
 
 
-def _body_excerpt(response: http.Response) -> tuple[bytes, bool]:
-    """Decoded body, at most BODY_EXCERPT_LIMIT bytes; nothing for binary or streamed bodies.
-    gzip/deflate bodies are decompressed only as far as the excerpt needs (a status document is
-    small; a large download matched by job id must not be inflated on the proxy's event loop)."""
+def _body_excerpt(response: http.Response, headers: Headers) -> tuple[bytes, bool]:
+    """Decoded body, at most BODY_EXCERPT_LIMIT bytes; nothing for binary bodies or ones that do
+    not decode. Read from the raw bytes through the bounded decoder, never through mitmproxy's
+    `content` (which inflates in full and keeps the result in its decode cache). `headers` are
+    the response's as Headers: a lookup in mitmproxy's multidict scans and lower-cases them all."""
     raw = response.raw_content
     if not raw:
         return b"", False
-    content_type = response.headers.get("content-type", "").lower()
+    content_type = headers.get("content-type", "").lower()
     if content_type and not any(t in content_type for t in _TEXTUAL):
         return b"", False
-    encoding = response.headers.get("content-encoding", "").strip().lower()
-    if encoding in ("gzip", "x-gzip", "deflate"):
-        return _inflate_excerpt(raw, encoding)
-    if encoding in ("", "identity"):
-        return raw[:BODY_EXCERPT_LIMIT], len(raw) > BODY_EXCERPT_LIMIT
-    if len(raw) > COMPRESSED_BODY_LIMIT:
-        return b"", True  # br/zstd cannot be cut short here; too big to be a status document
-    content = response.get_content(strict=False) or b""
-    return content[:BODY_EXCERPT_LIMIT], len(content) > BODY_EXCERPT_LIMIT
-
-
-def _inflate_excerpt(raw: bytes, encoding: str) -> tuple[bytes, bool]:
-    wbits = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
-    try:
-        inflater = zlib.decompressobj(wbits)
-        content = inflater.decompress(raw, BODY_EXCERPT_LIMIT + 1)
-    except zlib.error:
-        try:  # "deflate" is sometimes sent without the zlib header
-            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-            content = inflater.decompress(raw, BODY_EXCERPT_LIMIT + 1)
-        except zlib.error:
-            return b"", False
-    return content[:BODY_EXCERPT_LIMIT], len(content) > BODY_EXCERPT_LIMIT
+    return decode_excerpt(raw, headers.get("content-encoding", "")) or (b"", False)

@@ -61,7 +61,10 @@ def read_args(recording: str | Path, *, db: str | Path) -> list[str]:
 
 
 def run_in_process(args: Sequence[str]) -> int:
-    """Run mitmdump in this process (for `pollwatch run` and `replay`); its exit code."""
+    """Run mitmdump in this process (for `pollwatch run` and `replay`); its exit code, or 1 when
+    rows could not be stored (mitmdump itself exits 0 after an error logged past start-up)."""
     from mitmproxy.tools.main import mitmdump
 
-    return mitmdump(list(args)) or 0
+    from pollwatch.store.database import Store
+
+    return mitmdump(list(args)) or (1 if Store.lost_in_process else 0)

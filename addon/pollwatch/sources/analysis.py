@@ -1,7 +1,11 @@
 """Offline analysis: recorded traffic through exactly the core that runs live.
 
-All input is read (and checked) before anything is written, so a corrupt file leaves the
-database as it was; the session is marked ended only when every row is written. Contracts are
+Recordings are streamed: observations go from the reader to the tracker one at a time and each
+update to the store's writer as it comes (finished jobs leave memory by the tracker's own bound),
+so memory does not grow with the recording. Files are taken one after another, as before. Parsed
+formats (HAR, cassettes) are read and checked before anything is written; a flow file that turns
+out corrupt midway takes the half-written session out again, so the database is left as it was.
+The session is marked ended only when every row is written. Contracts are
 inferred and checked from the same core's updates (nothing is stored).
 """
 
@@ -11,6 +15,7 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel
 
@@ -25,6 +30,7 @@ from pollwatch.core.tracking import Tracker
 
 TIME_DEPENDENT = frozenset({"polling-abandoned", "stuck-non-terminal", "poll-too-fast", "status-stale-date",
                             "response-reordered"})
+T = TypeVar("T")
 SYNTHETIC_NOTE = "the recording has no timestamps here; pollwatch spaced exchanges 1 s apart, so timing is approximate"
 
 
@@ -73,24 +79,60 @@ def analyze_recordings(paths: Iterable[str | Path], db: str | Path, *, config: C
     )
 
 
-def _run(tracker: Tracker, recordings: list[Recording],
-         on_progress: Callable[[int, int], None] | None) -> tuple[list[Update], list[Finding], int]:
-    """Observe everything in order; each recording's end is a capture end for its own jobs."""
-    total = sum(len(r.observations) for r in recordings)
-    updates: list[Update] = []
+def _store(db: str | Path, session: Session, run: Callable[[Store], T]) -> T:
+    """`run` with a store for the session, or StorageError: an analysis not stored must not say it
+    was. A database file this run created is removed again when the run fails; in an older one the
+    half-written session is (input unreadable midway: a streamed flow file)."""
+    created = not Path(db).exists()
+    try:
+        store = BulkStore(db, session, on_error=lambda message: None)  # the error below says it once
+        try:
+            with store:
+                result = run(store)
+        except ReadError:
+            if not created:
+                discard_session(db, session.id)
+            raise
+        if store.rows_lost:
+            raise StorageError(f"{db}: cannot write to the database ({store.first_error}); "
+                               f"{store.rows_lost} row(s) not stored, the analysis is not saved")
+    except (StorageError, ReadError):
+        if created:
+            remove_database(db)
+        raise
+    return result
+
+
+def _run(tracker: Tracker, streams: list[Stream], store: Store, synthetic: bool,
+         on_progress: Callable[[int, int], None] | None) -> tuple[dict[str, Finding], int]:
+    """Observe everything in order, one exchange at a time, handing each update to the store as
+    it comes; each recording's end is a capture end for its own jobs (those findings are stored
+    last). Returns the latest finding per key and the number of exchanges."""
+    latest: dict[str, Finding] = {}
     lifecycle: list[Finding] = []
-    done = 0
-    for recording in recordings:
-        for obs in recording.observations:
+    total_kib = sum(s.size for s in streams) // 1024
+    done = before = 0
+    for stream in streams:
+        end: float | None = None
+        for obs in stream:
+            end = obs.response_ts if end is None else max(end, obs.response_ts)
             update = tracker.observe(obs)
             if update is not None:
-                updates.extend(update.all())
+                for each in update.all():
+                    each.earlier = []  # flattened here
+                    each.findings = _note_synthetic(each.findings, synthetic)
+                    latest.update((f.key, f) for f in each.findings)
+                    store.submit(each)
             done += 1
-            if on_progress is not None and (done % 200 == 0 or done == total):
-                on_progress(done, total)
-        end = max((o.response_ts for o in recording.observations), default=tracker.clock)
-        lifecycle += tracker.finish(end)
-    return updates, lifecycle, total
+            if on_progress is not None and done % 200 == 0:
+                on_progress((before + stream.done) // 1024, total_kib)
+        before += stream.size
+        lifecycle += tracker.finish(tracker.clock if end is None else end)
+    store.submit_findings(_note_synthetic(lifecycle, synthetic))
+    latest.update((f.key, f) for f in lifecycle)
+    if on_progress is not None:
+        on_progress(total_kib, total_kib)
+    return latest, done
 
 
 def _note_synthetic(findings: list[Finding], synthetic: bool) -> list[Finding]:

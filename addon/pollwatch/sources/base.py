@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import math
 import binascii
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,11 +20,7 @@ from typing import Any
 from pollwatch.core.cache import parse_http_date
 from pollwatch.core.observation import BODY_EXCERPT_LIMIT, Headers, Observation
 from pollwatch.errors import ReadError, first_line
-
-try:
-    import brotli
-except ImportError:  # pragma: no cover - brotli comes with mitmproxy
-    brotli = None
+from pollwatch.mitm.decoding import decode_excerpt
 
 SYNTHETIC_SPACING = 1.0
 """Seconds between exchanges that carry no time at all (the run says so)."""
@@ -33,9 +28,6 @@ SEQUENCE_STEP = 0.001
 """Exchanges within one Date second keep their order, this far apart."""
 DATE_RESOLUTION = 1.0
 """HTTP dates and recorders' timestamps are to the second: the instant lies within one after."""
-COMPRESSED_BODY_LIMIT = 256 * 1024
-"""br bodies larger than this are not decoded: brotli cannot stop at the excerpt, and status
-documents are small (the flow adapter in pollwatch.mitm.flows draws the same line)."""
 RECORDING_SUFFIXES = frozenset({".flows", ".flow", ".mitm", ".dump", ".har", ".yaml", ".yml"})
 JSON_RECORDING_KEYS = (b'"log"', b'"http_interactions"', b'"interactions"')
 """A .json file in a folder is read when its start names one of these (a Betamax or JSON VCR
@@ -205,58 +197,19 @@ def body_bytes(body: Any, what: str) -> tuple[bytes, str | None]:
 
 def response_body(raw: bytes, headers: Headers, charset: str | None = None) -> tuple[bytes, bool]:
     """The bounded excerpt of a recorded body, decompressed when the recording kept the bytes as
-    they came (Content-Encoding gzip/deflate/br) and they really are compressed; never inflated
-    past the excerpt. A body that does not decompress is taken as already decoded."""
+    they came (Content-Encoding gzip/deflate/br/zstd) and they really are compressed; never
+    inflated past the excerpt (pollwatch.mitm.decoding). A body that does not decompress is
+    taken as already decoded."""
     coding = headers.get("content-encoding", "").strip().lower()
     if coding in ("", "identity") or not raw:
         return bounded(raw)
-    decoded = decompress(raw, coding)
+    decoded = decode_excerpt(raw, coding)
     if decoded is None and charset:
         try:  # compressed bytes kept in a text field read as this charset (Betamax, latin-1)
-            decoded = decompress(raw.decode("utf-8").encode(charset), coding)
+            decoded = decode_excerpt(raw.decode("utf-8").encode(charset), coding)
         except (LookupError, UnicodeError):
             decoded = None
     return decoded if decoded is not None else bounded(raw)
-
-
-def decompress(raw: bytes, coding: str) -> tuple[bytes, bool] | None:
-    """`raw` decoded per `coding`, at most BODY_EXCERPT_LIMIT+1 bytes ever produced; None when it
-    is not a complete stream in that coding."""
-    if coding in ("gzip", "x-gzip"):
-        return _inflate(raw, 16 + zlib.MAX_WBITS)
-    if coding == "deflate":
-        return _inflate(raw, zlib.MAX_WBITS) or _inflate(raw, -zlib.MAX_WBITS)
-    if coding == "br" and brotli is not None:
-        if len(raw) > COMPRESSED_BODY_LIMIT:
-            return b"", True
-        return _unbrotli(raw)
-    return None
-
-
-def _inflate(raw: bytes, wbits: int) -> tuple[bytes, bool] | None:
-    try:
-        inflater = zlib.decompressobj(wbits)
-        content = inflater.decompress(raw, BODY_EXCERPT_LIMIT + 1)
-    except zlib.error:
-        return None
-    if len(content) > BODY_EXCERPT_LIMIT:
-        return content[:BODY_EXCERPT_LIMIT], True
-    return (content, False) if inflater.eof and not inflater.unused_data else None
-
-
-def _unbrotli(raw: bytes) -> tuple[bytes, bool] | None:
-    """brotli (1.1) cannot bound its output: feed it one byte at a time, so one call yields at most
-    a meta-block or two (16 MiB each at worst), and stop as soon as the excerpt is full."""
-    decompressor = brotli.Decompressor()
-    content = bytearray()
-    try:
-        for start in range(len(raw)):
-            content += decompressor.process(raw[start:start + 1])
-            if len(content) > BODY_EXCERPT_LIMIT:
-                return bytes(content[:BODY_EXCERPT_LIMIT]), True
-    except brotli.error:
-        return None
-    return (bytes(content), False) if decompressor.is_finished() else None
 
 
 # --- time ----------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -22,7 +24,7 @@ from typing import Any
 import sqlite_utils
 from pydantic import BaseModel, Field
 
-from pollwatch.errors import StorageError
+from pollwatch.errors import StorageError, first_line
 from pollwatch import __version__
 from pollwatch.core.findings import Finding
 from pollwatch.core.records import JobSnapshot, PollRecord, Transition, Update
@@ -33,9 +35,11 @@ from pollwatch.store.views import ensure_views
 SCHEMA_VERSION = 1
 FLUSH_INTERVAL = 0.5
 BUSY_TIMEOUT_MS = 5000
+BACKLOG_LIMIT = 20_000
+"""Rows kept for retrying while the database cannot be written; beyond them rows are dropped and
+counted (a proxy left running on a full disk must not grow without end)."""
 
 log = logging.getLogger("pollwatch")
-
 
 
 class Session(BaseModel):
@@ -149,10 +153,10 @@ def _add_missing_tables(db: sqlite_utils.Database, tables: set[str]) -> None:
                 _create_table(db, table)
     except sqlite3.OperationalError:  # read-only: an empty stand-in for this connection only
         for table in missing:
-            db.conn.execute(f"create temp table if not exists [{table}] ({_column_sql(table)})")
+            db.conn.execute(f"create temp table if not exists [{table}] ({column_sql(table)})")
 
 
-def _column_sql(table: str) -> str:
+def column_sql(table: str) -> str:
     pk = PRIMARY_KEYS[table]
     return ", ".join(f"[{name}] {SQL_TYPES[kind]}{' primary key' if name == pk else ''}"
                      for name, kind in COLUMNS[table].items())
@@ -174,10 +178,10 @@ WRITE_SQL = {table: _write_sql(table) for table in COLUMNS}
 
 
 class _Batch:
-    """Rows waiting for the next transaction; later snapshots of a job or finding replace earlier."""
+    """Rows waiting for the next transaction; later snapshots of a job (made rows when written) replace earlier."""
 
     def __init__(self) -> None:
-        self.jobs: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, JobSnapshot] = {}
         self.polls: list[dict[str, Any]] = []
         self.transitions: list[dict[str, Any]] = []
         self.findings: dict[str, dict[str, Any]] = {}
@@ -191,6 +195,9 @@ class _Batch:
 class Store:
     """Owns the database file for one session; thread-safe `submit`, background writes."""
 
+    lost_in_process = 0
+    """Rows every store in this process had to drop: `pollwatch run` exits non-zero on any."""
+
     def __init__(self, path: str | Path, session: Session | None = None, *,
                  on_error: Callable[[str], None] | None = None) -> None:
         self.path = Path(path)
@@ -202,11 +209,14 @@ class Store:
         self._error_reported = False
         self.write_errors = 0
         self.rows_written = 0
-        connect(self.path).conn.close()  # fail now, with a clear message, not in the writer thread
+        self.rows_lost = 0
+        self.first_error: str | None = None
+        check_writable(self.path)  # fail now, with a clear message, not in the writer thread
 
     # --- producer side (any thread, never blocks) ---------------------------------------------
 
     def start(self) -> "Store":
+        self.session.settings["writer"] = {"host": socket.gethostname(), "pid": os.getpid()}  # see session_end
         self._pending.append(("session", self.session.model_dump()))
         self._thread = threading.Thread(target=self._run, name="pollwatch-writer", daemon=True)
         self._thread.start()
@@ -230,6 +240,7 @@ class Store:
         self._stop.set()
         self._thread.join(timeout=30)
         self._thread = None
+        Store.lost_in_process += self.rows_lost
 
     def __enter__(self) -> "Store":
         return self.start()
@@ -242,7 +253,10 @@ class Store:
     def _run(self) -> None:
         """Every FLUSH_INTERVAL: take all pending rows, write them in one transaction. Sleeping
         between flushes (instead of waking for each row) keeps the proxy's CPU for traffic."""
-        db = connect(self.path)
+        try:
+            db: sqlite_utils.Database | None = connect(self.path)
+        except StorageError:
+            db = None  # every write below fails, and is reported and counted as such
         batch = _Batch()
         while True:
             stopping = self._stop.wait(FLUSH_INTERVAL)
@@ -250,13 +264,24 @@ class Store:
                 self._add(batch, *self._pending.popleft())
             if batch and self._write(db, batch):
                 batch = _Batch()
+            elif batch.rows() > BACKLOG_LIMIT:
+                batch = self._drop(batch)
             if stopping:
                 break
         for _ in range(10):  # last chance: a locked database gets a few more tries before giving up
             if not batch or self._write(db, batch):
                 break
             time.sleep(0.5)
-        db.conn.close()
+        else:
+            self._drop(batch)
+        if db is not None:
+            db.conn.close()
+
+    def _drop(self, batch: _Batch) -> _Batch:
+        """Give up on a batch that cannot be written: count its rows, keep only the session row."""
+        self.rows_lost, kept = self.rows_lost + batch.rows(), _Batch()
+        kept.session = batch.session
+        return kept
 
     def _add(self, batch: _Batch, kind: str, item: Any) -> None:
         sid = self.session.id
@@ -269,7 +294,7 @@ class Store:
         else:
             update: Update = item
             if update.job is not None:
-                batch.jobs[update.job.key] = _job_row(update.job, sid)
+                batch.jobs[update.job.key] = update.job
             if update.poll is not None:
                 batch.polls.append(_poll_row(update.poll, sid))
             batch.transitions += [_transition_row(t, sid) for t in update.transitions]
@@ -289,10 +314,11 @@ class Store:
             self.write_errors += 1
             if not self._error_reported:
                 self._error_reported = True
-                self._on_error(f"[pollwatch] cannot write to {self.path}: {exc}; keeping rows in memory and retrying")
+                self.first_error = first_line(exc)
+                self._on_error(f"[pollwatch] cannot write to {self.path}: {self.first_error}; retrying, and "
+                               f"counting the rows dropped beyond {BACKLOG_LIMIT} (reported at shutdown)")
             return False
-        self.rows_written += (len(batch.jobs) + len(batch.polls) + len(batch.transitions) + len(batch.findings)
-                              + len(batch.checks))
+        self.rows_written += batch.rows()
         return True
 
 
@@ -300,9 +326,9 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     """A row ready for SQLite: nested values as JSON, URLs in any text with secrets redacted."""
     out: dict[str, Any] = {}
     for key, value in row.items():
-        if isinstance(value, dict | list):
-            value = json.dumps(value, sort_keys=True)
-        out[key] = safe_text(value) if isinstance(value, str) else value
+        if isinstance(value, dict | list):  # most are empty; ASCII without "://" is safe as it is
+            value = json.dumps(value, sort_keys=True) if value else "{}" if isinstance(value, dict) else "[]"
+        out[key] = safe_text(value) if isinstance(value, str) and ("://" in value or not value.isascii()) else value
     return out
 
 

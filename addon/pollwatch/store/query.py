@@ -7,6 +7,8 @@ Filters are SQL over the views of `views.py`, so the CLI and plain SQL give the 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
@@ -15,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from pollwatch.core.findings import Severity
-from pollwatch.errors import QueryError
-from pollwatch.store.database import StorageError, connect
+from pollwatch.core.states import State
+from pollwatch.errors import QueryError, first_line
+from pollwatch.store.database import BUSY_TIMEOUT_MS, COLUMNS, SCHEMA_VERSION, StorageError, column_sql
 from pollwatch.store.views import ensure_views
 
 SEVERITIES = tuple(s.value for s in Severity)  # least to most severe
@@ -25,11 +28,32 @@ SEVERITIES = tuple(s.value for s in Severity)  # least to most severe
 
 
 def open_database(path: str | Path) -> sqlite3.Connection:
-    """A read connection to an existing pollwatch database, or a one-line StorageError."""
-    if not Path(path).exists():
+    """A read-only connection to an existing pollwatch database, or a one-line StorageError.
+    Reading never creates or changes a file: an empty file stays empty, and views or tables an
+    older database lacks are made for this connection only (TEMP)."""
+    file = Path(path)
+    if not file.exists():
         raise StorageError(f"{path}: no such database (run `pollwatch run --db {path}` or `pollwatch demo` first)")
-    conn = connect(path).conn
-    ensure_views(conn)  # databases written before the views existed get them on first read
+    if not file.is_file() or file.stat().st_size == 0:
+        raise StorageError(f"{path}: not a pollwatch database ({'empty file' if file.is_file() else 'not a file'})")
+    try:
+        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.text_factory = lambda raw: raw.decode("utf-8", "replace")  # damaged pages must not raise
+        tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
+        if "meta" not in tables:
+            raise StorageError(f"{path}: not a pollwatch database")
+        version = conn.execute("select value from meta where key = 'schema_version'").fetchone()
+        if version is None or not str(version[0]).isdigit() or not 1 <= int(version[0]) <= SCHEMA_VERSION:
+            raise StorageError(f"{path}: schema version {version[0] if version else 'missing'}; this pollwatch "
+                               f"reads 1 to {SCHEMA_VERSION} (a newer pollwatch wrote it, or it is not pollwatch's)")
+        for table in set(COLUMNS) - tables:
+            conn.execute(f"create temp table [{table}] ({column_sql(table)})")
+        ensure_views(conn, temporary=True)
+    except sqlite3.OperationalError as exc:
+        raise StorageError(f"{path}: cannot read the database ({first_line(exc)})") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"{path}: not a usable SQLite database ({first_line(exc)})") from exc
     conn.row_factory = sqlite3.Row
     return conn
 
@@ -38,7 +62,10 @@ def iso(ts: float | None) -> str | None:
     """Epoch seconds as ISO 8601 UTC with milliseconds: unambiguous in an incident ticket."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):  # a stored time no clock can show (an old bad row)
+        return str(ts)
 
 
 class _Where:
@@ -130,7 +157,28 @@ def list_sessions(conn: sqlite3.Connection, session: str | None = None) -> list[
                     (select count(*) from findings f where f.session_id = s.id) as findings
         from sessions s{where.sql} order by s.started_at, s.id""", where.args).fetchall()
     return [{k: r[k] for k in ("id", "started_at", "ended_at", "source", "label", "version", "jobs", "findings")}
-            for r in rows]
+            | {"end": session_end(r)} for r in rows]
+
+
+def session_end(row: sqlite3.Row) -> str:
+    """"ended" (its end was written), "open" (its writer still runs on this machine) or "killed":
+    a writer always writes the end when it stops, so a session without one whose process is gone
+    was killed (SIGKILL, power loss) and its end is unknown."""
+    if row["ended_at"] is not None:
+        return "ended"
+    try:
+        writer = json.loads(row["settings"] or "{}").get("writer") or {}
+    except (ValueError, AttributeError):
+        writer = {}
+    if writer.get("host") != socket.gethostname() or not isinstance(writer.get("pid"), int):
+        return "open"  # written elsewhere (or by an older pollwatch): nothing here can tell
+    try:
+        os.kill(writer["pid"], 0)
+    except PermissionError:
+        return "open"  # alive, another user's
+    except OSError:
+        return "killed"
+    return "open"
 
 
 def resolve_job(conn: sqlite3.Connection, ref: str, session: str | None = None) -> str:

@@ -75,16 +75,20 @@ from polls p join jobs j on j.key = p.job_key""",
 }
 
 
-def _create_sql(name: str) -> str:
-    return f"CREATE VIEW {name} AS{VIEWS[name]}"
+def _create_sql(name: str, temporary: bool = False) -> str:
+    return f"CREATE {'TEMP ' if temporary else ''}VIEW {name} AS{VIEWS[name]}"
 
 
-def ensure_views(conn: sqlite3.Connection) -> None:
+def ensure_views(conn: sqlite3.Connection, *, temporary: bool = False) -> None:
     """Create the views that are missing or out of date, in one transaction; no write otherwise.
-    Commits any transaction the caller has open, so call it right after connecting."""
+    Commits any transaction the caller has open, so call it right after connecting. `temporary`:
+    for this connection only, shadowing the file's own (readers never change the file)."""
     existing = dict(conn.execute("select name, sql from sqlite_master where type = 'view'").fetchall())
     stale = [name for name in VIEWS if existing.get(name) != _create_sql(name)]
     if not stale:
+        return
+    if temporary:
+        conn.executescript("".join(f"{_create_sql(name, temporary=True)};\n" for name in stale))
         return
     statements = "".join(f"DROP VIEW IF EXISTS {name};\n{_create_sql(name)};\n" for name in stale)
     conn.executescript(f"BEGIN IMMEDIATE;\n{statements}COMMIT;")

@@ -1,0 +1,67 @@
+"""Read commands never create or change a database, and damaged ones give one line (issue 16)."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from helpers import RECORDINGS
+from pollwatch.cli.app import main
+from pollwatch.sources.analysis import analyze_recordings
+
+READ_COMMANDS = [["jobs"], ["warnings"], ["sessions"], ["show", "e-1001"]]
+
+
+@pytest.fixture
+def analysed(tmp_path):
+    db = tmp_path / "incident.sqlite"
+    analyze_recordings([RECORDINGS / "healthy.flows"], db)
+    return db
+
+
+def _digest(folder) -> dict[str, str]:
+    """Every file's digest; SQLite's own WAL sidecars (a reader of a WAL database may leave an empty
+    `-wal` and its `-shm` index) are not the database's content."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()
+            if not p.name.endswith("-shm") and not (p.name.endswith("-wal") and p.stat().st_size == 0)}
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS)
+def test_a_read_command_on_an_empty_file_refuses_it_in_one_line_and_leaves_it_empty(tmp_path, command):
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    result = CliRunner().invoke(main, [*command, "--db", str(empty)])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert str(empty) in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["empty.sqlite"] and empty.stat().st_size == 0
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS)
+def test_a_read_command_changes_no_byte_of_the_database_folder(analysed, command):
+    before = _digest(analysed.parent)
+    result = CliRunner().invoke(main, [*command, "--db", str(analysed)])
+    assert result.exit_code == 0, result.output
+    assert _digest(analysed.parent) == before
+
+
+def test_a_database_older_than_its_views_is_read_without_being_upgraded(analysed):
+    with sqlite3.connect(analysed) as conn:
+        views = [r[0] for r in conn.execute("select name from sqlite_master where type = 'view'")]
+        for view in views:
+            conn.execute(f"drop view {view}")
+    before = _digest(analysed.parent)
+    result = CliRunner().invoke(main, ["jobs", "--db", str(analysed)])
+    assert result.exit_code == 0 and "e-1001" in result.output
+    assert _digest(analysed.parent) == before
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS)
+def test_text_that_is_not_utf8_in_a_damaged_database_gives_no_traceback(analysed, command):
+    with sqlite3.connect(analysed) as conn:
+        conn.execute("update polls set state = cast(x'fffe80' as text), url = cast(x'c328' as text)")
+        conn.execute("update jobs set states = cast(x'ff' as text) where job_id != 'e-1001'")
+    result = CliRunner().invoke(main, [*command, "--db", str(analysed)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
