@@ -17,6 +17,7 @@ GROUPS = {
     "Correlation": ["accepted-without-job-reference", "unknown-job", "wrong-environment", "non-canonical-status-url",
                     "status-url-off-host", "creation-not-seen"],
     "Errors": ["job-missing", "job-expired", "status-error", "unknown-state-word"],
+    "Worker": ["client-behind-worker", "worker-ahead-of-status", "worker-log-unlinked"],
 }
 
 

@@ -192,3 +192,39 @@ def run_export_page(browser, api, fault: str, artifacts: Path, name: str | None 
     assert shown["job"] and shown["job"].startswith("/api/exports/"), shown
     return {"job_id": shown["job"].rsplit("/", 1)[-1], "status_path": shown["job"], "state": shown["state"],
             "polls": int(shown["polls"] or 0)}
+
+
+def database_with_worker_log(directory: Path, recording: str, job_id: str,
+                             events: Sequence[tuple[float, dict[str, Any]]]) -> Path:
+    """A database built by the real commands: `analyze` of a recording, then `worker-log` of a
+    JSON-lines file naming `job_id`, each event `offset` seconds after the job's creation."""
+    from click.testing import CliRunner
+
+    from pollwatch.cli.app import main
+
+    db, log = directory / f"{recording}.sqlite", directory / "worker.jsonl"
+    result = CliRunner().invoke(main, ["analyze", str(RECORDINGS / f"{recording}.flows"), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    conn = sqlite3.connect(db)
+    try:
+        [created] = conn.execute("select created_at from jobs where job_id = ?", (job_id,)).fetchone()
+    finally:
+        conn.close()
+    log.write_text("".join(json.dumps({"ts": created + offset, "job_id": job_id} | fields) + "\n"
+                           for offset, fields in events), encoding="utf-8")
+    result = CliRunner().invoke(main, ["worker-log", str(log), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    return db
+
+
+def raw_request(proxy: ProxyProcess, method: str, url: str, timeout: float = 60) -> int:
+    """One request through the proxy with http.client (raw bytes: nothing decompressed); its status."""
+    connection = HTTPConnection("127.0.0.1", proxy.port, timeout=timeout)
+    try:
+        connection.request(method, url, body=b"{}" if method == "POST" else None)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+

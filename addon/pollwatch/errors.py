@@ -71,3 +71,7 @@ class PseudonymizeError(SanitizeError):
 
 class ProxyError(PollwatchError):
     """mitmdump could not be started or stopped as expected."""
+
+
+class ExportError(PollwatchError):
+    """An export that cannot be written or sent as asked (`pollwatch export`)."""

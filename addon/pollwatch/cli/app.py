@@ -12,6 +12,8 @@ import click
 
 from pollwatch import __version__
 from pollwatch.cli import capture, contract, demo, offline, query, report, share  # noqa: I001
+from pollwatch.cli import export as export_commands
+from pollwatch.cli import worker as worker_commands
 from pollwatch.errors import PollwatchError
 
 
@@ -40,9 +42,10 @@ def main() -> None:
       pollwatch report -o r.html     one HTML file with every job's timeline
       pollwatch analyze FILES        recordings (flows, HAR, VCR cassettes) through the same engine
       pollwatch contract infer FILES write down what the API's jobs do; `contract check` finds drift
+      pollwatch export --otlp FILE   each job as an OpenTelemetry trace (file, or OTLP/HTTP on loopback)
     """
 
 
-for module in (capture, offline, contract, query, report, share, demo):
+for module in (capture, offline, contract, query, report, share, demo, export_commands, worker_commands):
     for command in module.COMMANDS:
         main.add_command(command)

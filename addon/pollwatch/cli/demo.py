@@ -32,7 +32,9 @@ def command_name(tool: str) -> str:
 @db_option("pollwatch-demo.sqlite", "Database to fill (replaced).")
 @click.option("--record", default="pollwatch-demo.flows", show_default=True, type=click.Path(dir_okay=False),
               help="mitmproxy flow file to record the traffic into (replaced).")
-def demo(names: tuple[str, ...], list_only: bool, db: str, record: str) -> None:
+@click.option("--worker-log", default="pollwatch-demo.worker.jsonl", show_default=True, type=click.Path(dir_okay=False),
+              help="The sample API's worker log (JSON lines, replaced), followed by the proxy; empty for none.")
+def demo(names: tuple[str, ...], list_only: bool, db: str, record: str, worker_log: str) -> None:
     """Watch pollwatch catch real polling bugs: a sample job API with faults, real clients,
     a real mitmdump with the addon, all on loopback."""
     from pollwatch.demo import SCENARIOS
@@ -45,7 +47,8 @@ def demo(names: tuple[str, ...], list_only: bool, db: str, record: str) -> None:
             table.add_column(column, overflow="fold")
         for s in SCENARIOS.values():
             options = f" [dim](--set {' '.join(s.proxy_options)})[/]" if s.proxy_options else ""
-            table.add_row(s.name, escape(s.description) + options, ", ".join(s.expected_codes) or "[green]nothing[/]")
+            codes = ", ".join([*s.expected_codes, *s.worker_codes])
+            table.add_row(s.name, escape(s.description) + options, codes or "[green]nothing[/]")
         console.print(table)
         return
     unknown = [n for n in names if n not in SCENARIOS]
@@ -61,7 +64,8 @@ def demo(names: tuple[str, ...], list_only: bool, db: str, record: str) -> None:
         console.print(f"[bold]▶ {scenario.name}[/]  [dim]{scenario.description}[/]")
 
     console.print(f"[bold]pollwatch demo[/]: {len(chosen)} scenario(s) through mitmdump + pollwatch, on 127.0.0.1\n")
-    run = run_demo(chosen, db=Path(db), record=Path(record), on_line=LineFeed(show), on_scenario=announce)
+    run = run_demo(chosen, db=Path(db), record=Path(record), on_line=LineFeed(show), on_scenario=announce,
+                   worker_log=Path(worker_log) if worker_log else None)
     console.print()
     console.print(_demo_table(run))
     console.print(f"\nDatabase: [bold]{Path(db).resolve()}[/]")
@@ -105,7 +109,7 @@ def _demo_table(run) -> Table:
         states = " | ".join(" → ".join(j["states"]) or "-" for j in r.jobs) or "-"
         found = ", ".join(sorted(r.codes)) or "[green]nothing[/]"
         verdict = "[green]✓[/]" if r.ok else f"[red]✗ {escape(_why_not(r))}[/]"
-        table.add_row(r.scenario.name, states, ", ".join(r.scenario.expected_codes) or "nothing", found, verdict)
+        table.add_row(r.scenario.name, states, ", ".join(sorted(r.expected)) or "nothing", found, verdict)
     return table
 
 

@@ -47,17 +47,20 @@ def analyze(paths: tuple[str, ...], db: str, label: str | None, contract_path: s
 @click.argument("failing")
 @click.argument("known_good")
 @db_option(help="Database for references without a source.")
+@click.option("--worker-log", "worker_logs", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Worker log(s) to join to RECORDING:JOB sides (a database side shows the worker events it holds).")
 @format_option
-def diff_command(failing: str, known_good: str, db: str, fmt: str) -> None:
+def diff_command(failing: str, known_good: str, db: str, worker_logs: tuple[str, ...], fmt: str) -> None:
     """Compare a failing job with a known-good one and show where they first diverge.
 
     Each job is JOB (an id prefix in --db), DB.sqlite:JOB, or RECORDING:JOB (a flow file,
-    HAR or cassette, analysed first). Example:
+    HAR or cassette, analysed first). Worker log events joined to a job (`pollwatch
+    worker-log`, or --worker-log for recordings) are listed on the same time axis. Example:
     `pollwatch diff recordings/cached-status.flows:e-1001 recordings/healthy.flows:e-1001`
     """
     from pollwatch.sources.diff import diff
 
-    result = diff(failing, known_good, db)
+    result = diff(failing, known_good, db, worker_logs)
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
         return
@@ -80,12 +83,14 @@ def _print_diff(result: dict[str, Any]) -> None:
             for field in ("offset", "status", "state", "cache"):
                 value = "" if poll is None else str(poll[field] if field != "offset" else f"{poll[field]:+.2f}")
                 differs = field != "offset" and (other is None or poll is None or poll[field] != other[field])
+                value += "*" if field == "state" and poll and poll.get("behind_worker") else ""
                 cells.append(f"[bold red]{value}[/]" if differs and value else value)
         table.add_row(str(row["poll"]), *cells)
     for label, side in (("A", a), ("B", b)):
         console.print(f"[bold]{label}[/] {side['label']}: job {side['job_id']}, {side['polls']} poll(s), "
                       f"states {' → '.join(side['states']) or '-'}\n    {side['status_url']}")
     console.print(table)
+    _print_worker(console, a, b)
     if first is None:
         console.print("[green]no divergence[/]: same status URL shape, host, cache headers, status codes, states and timing")
     else:
@@ -93,6 +98,26 @@ def _print_diff(result: dict[str, Any]) -> None:
                       f"A {first['a']!r} vs B {first['b']!r}")
         for other in result["divergences"][1:]:
             console.print(f"  also: {other['aspect']} at {other['where']}: A {other['a']!r} vs B {other['b']!r}")
+
+
+def _print_worker(console: Console, a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Each side's worker log events on the polls' axis, and how long its client trailed the worker."""
+    if not (a["worker_events"] or b["worker_events"]):
+        return
+    table = Table(title="worker log (offsets from each job's creation, as the polls above)")
+    for column in ("side", "+s", "state", "word", "source", "message"):
+        table.add_column(column, overflow="fold")
+    for label, side in (("A", a), ("B", b)):
+        for e in side["worker_events"]:
+            table.add_row(label, f"{e['offset']:+.2f}", escape(e["state"] or "-"), escape(e["state_word"] or ""),
+                          escape(e["source"] or ""), escape(e["message"] or ""))
+    console.print(table)
+    for label, side in (("A", a), ("B", b)):
+        if side["worker_end"] is not None:
+            behind = side["polls_behind_worker"]
+            console.print(f"{label}: the worker logged its end at {side['worker_end']:+.2f}s; "
+                          + (f"[bold red]{behind} poll(s) after it were answered non-terminal[/] (marked *)"
+                             if behind else "no poll after it was answered non-terminal"))
 
 
 COMMANDS: tuple[click.Command, ...] = (analyze, diff_command)

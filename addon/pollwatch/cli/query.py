@@ -197,6 +197,8 @@ def show(job: str, db: str, session: str | None, fmt: str) -> None:
     console.print(_transitions(detail))
     if detail.get("checks"):
         console.print(_checks(detail))
+    if detail.get("worker_events"):
+        console.print(_worker(detail))
     text = support_text(detail["support"])
     # horizontal rules only, never wrapped or cropped (the terminal folds long lines visually):
     # copied lines carry no border characters and stay whole
@@ -241,6 +243,13 @@ def _checks(detail: dict[str, Any]) -> Table:
                   for c in detail["checks"]))
 
 
+def _worker(detail: dict[str, Any]) -> Table:
+    """The worker's log lines for this job, on the same axis as the exchanges above."""
+    return table("worker log (offsets from the job's creation, as above)", ("offset", "at (UTC)", "state", "source", "message"),
+                 ([f"{e['offset_s']:+.2f}s", e["at"], _state(e["state"]), e["source"], e["message"] or ""]
+                  for e in detail["worker_events"]))
+
+
 def support_text(support: dict[str, Any]) -> str:
     """The support block as plain text: the facts someone on the server side needs, together."""
     terminal_at = f"  at {support['terminal_at']}" if support["terminal_at"] else ""
@@ -257,6 +266,10 @@ def support_text(support: dict[str, Any]) -> str:
         "findings:       " + (", ".join(f"{f['code']} ({f['severity']}, x{f['count']})"
                                          for f in support["findings"]) or "none"),
     ]
+    if support.get("worker_transitions"):  # the worker's view, beside the client's transitions above
+        lines += ["worker transitions:",
+                  *(f"  {t['at']}  {t['from'] or '(start)'} -> {t['to']}  ({t['source']})"
+                    for t in support["worker_transitions"])]
     if support.get("checks"):  # requests the server saw from pollwatch, not from the client
         lines.append("origin checks:  " + ", ".join(f"{result} x{n}" for result, n in support["checks"].items())
                      + f"  (sent by pollwatch with {CHECK_HEADER}: 1)")

@@ -140,6 +140,22 @@ CATALOGUE: dict[str, FindingKind] = {
         _kind("unknown-state-word", W, "Unrecognised state word",
               "The status carries a state word pollwatch does not know; it is recorded as unknown.",
               "Add it with `--set pollwatch_states=WORD=STATE` if it is a real state."),
+        # Worker (worker logs joined to the polls: pollwatch worker-log, pollwatch_worker_log)
+        _kind("client-behind-worker", E, "Client received a state the worker had already left",
+              "The client received a non-terminal state after the worker had logged a terminal one for the job "
+              "(longer ago than the grace): a cache or the status endpoint is behind the worker. The evidence "
+              "holds the lag and both timestamps.",
+              "See who served it (served_by): stop caching status responses, or read the status from where the "
+              "worker writes it."),
+        _kind("worker-ahead-of-status", W, "Status endpoint trails the worker",
+              "The worker logged a terminal state, but the status endpoint itself (the origin, not a cache) still "
+              "answered non-terminal after the grace: a lagging replica, or a status store not updated.",
+              "Read job status from the primary/consistent store, and update it in the same step the worker "
+              "finishes."),
+        _kind("worker-log-unlinked", I, "Worker log events joined no job",
+              "Worker log events named neither a job id nor an operation/request id the proxy saw, so they could "
+              "not be put beside the client's polls.",
+              "Log the job id and the operation id together."),
     )
 }
 

@@ -19,11 +19,13 @@ import email.utils
 import itertools
 import threading
 import time
+from pathlib import Path
 from typing import Callable, Self
 
 from pollwatch.demo.contracts import CONTRACTS
 from pollwatch.demo.jobs import FAULTS, Contract, JobOptions, Phase, SampleJob, Timing
 from pollwatch.demo.page import EXPORT_PAGE
+from pollwatch.demo.worker_log import WorkerLog
 from pollwatch.demo.server import (
     NO_STORE,
     BackgroundServer,
@@ -67,13 +69,14 @@ class _JobAPI:
         self._job_ids = itertools.count(1001)
         self._request_ids = itertools.count(1)
         self.fallback_host = "127.0.0.1"
+        self.worker_log: WorkerLog | None = None
 
     def handle(self, request: Request) -> Reply:
         with self._lock:
             request_id = next(self._request_ids)
-        return self._route(request).with_headers(("X-Request-Id", str(request_id)))
+        return self._route(request, str(request_id)).with_headers(("X-Request-Id", str(request_id)))
 
-    def _route(self, request: Request) -> Reply:
+    def _route(self, request: Request, request_id: str) -> Reply:
         path, method = request.path, request.method
         if path in ("/", "/ui/export"):
             return self._page() if method in ("GET", "HEAD") else api_error(405, "method not allowed")
@@ -81,7 +84,7 @@ class _JobAPI:
             if path == contract.create_path:
                 if method != "POST":
                     return api_error(405, "method not allowed")
-                return self._create(contract, request)
+                return self._create(contract, request, request_id)
             for route, answer in (
                 (contract.status_route, self._status),
                 (contract.result_route, self._result),
@@ -100,7 +103,7 @@ class _JobAPI:
             job = self._jobs.get(job_id)
         return job if job is not None and job.contract is contract else None
 
-    def _create(self, contract: Contract, request: Request) -> Reply:
+    def _create(self, contract: Contract, request: Request, request_id: str) -> Reply:
         try:
             options = JobOptions.from_query(request.query)
         except ValueError as error:
@@ -113,6 +116,8 @@ class _JobAPI:
             started = None if options.fault == "slow-then-fast" else now + self.timing.queued_s
             job = SampleJob(job_id, contract, options, self.timing, now, time.time(), started)
             self._jobs[job_id] = job
+        if self.worker_log is not None:
+            self.worker_log.add(job, request_id)
         origin = f"http://{request.headers.get('Host') or self.fallback_host}"
         return contract.accepted(job, origin)
 
@@ -185,8 +190,11 @@ class SampleAPI(BackgroundServer):
         *,
         name: str = "prod",
         timing: Timing = Timing(),
+        worker_log: str | Path | None = None,
     ) -> None:
+        """``worker_log``: a file the jobs' transitions are appended to as JSON lines."""
         self._api = _JobAPI(name, timing, time.monotonic)
+        self._api.worker_log = WorkerLog(worker_log) if worker_log is not None else None
         self._api.fallback_host = f"{host}:{port}"
         super().__init__(self._api, host, port)
 
@@ -201,4 +209,11 @@ class SampleAPI(BackgroundServer):
     def start(self) -> Self:
         super().start()
         self._api.fallback_host = self.url.removeprefix("http://")
+        if self._api.worker_log is not None:
+            self._api.worker_log.start()
         return self
+
+    def stop(self) -> None:
+        super().stop()
+        if self._api.worker_log is not None:
+            self._api.worker_log.stop()

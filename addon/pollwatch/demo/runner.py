@@ -37,10 +37,16 @@ class ScenarioResult:
     error: str | None = None
     jobs: list[dict] = field(default_factory=list)
     codes: set[str] = field(default_factory=set)
+    worker_log: bool = False
+    """The proxy followed the sample API's worker log: the scenario's worker codes are expected too."""
+
+    @property
+    def expected(self) -> set[str]:
+        return set(self.scenario.expected_codes) | (set(self.scenario.worker_codes) if self.worker_log else set())
 
     @property
     def missing(self) -> set[str]:
-        return set(self.scenario.expected_codes) - self.codes
+        return self.expected - self.codes
 
     @property
     def unexpected(self) -> set[str]:
@@ -73,12 +79,13 @@ class DemoRun:
 def run_demo(scenarios: Sequence[Scenario], *, db: Path, record: Path | None, timing: Timing = Timing(),
              on_line: Callable[[str], None] | None = None,
              on_scenario: Callable[[Scenario], None] | None = None,
-             options: Sequence[str] = ()) -> DemoRun:
+             options: Sequence[str] = (), worker_log: Path | None = None) -> DemoRun:
     """Run the scenarios through a fresh proxy; fills `db` and writes the `record` flow file.
+    With `worker_log`, the sample API writes its jobs' transitions there and the proxy follows it.
 
     Scenarios that need proxy options of their own (`Scenario.proxy_options`) run afterwards, a
     proxy per set of options, into the same database and not into the recording."""
-    for path in (db, record):
+    for path in (db, record, worker_log):
         if path is not None:
             for stale in path.parent.glob(path.name + "*"):
                 stale.unlink()
@@ -86,17 +93,19 @@ def run_demo(scenarios: Sequence[Scenario], *, db: Path, record: Path | None, ti
     record = record if () in groups else None
     results: list[ScenarioResult] = []
     lines: list[str] = []
-    with SampleAPI(timing=timing) as api, SampleAPI(name="staging", timing=timing) as staging, \
+    # the sample API logs each transition at the instant its status changes, on the proxy's clock: no grace
+    following = (f"pollwatch_worker_log={worker_log}", "pollwatch_worker_grace=0") if worker_log is not None else ()
+    with SampleAPI(timing=timing, worker_log=worker_log) as api, SampleAPI(name="staging", timing=timing) as staging, \
             SharedCache(api.url) as cache:
         for extra, group in groups.items():
             with ProxyProcess(db, record=None if extra else record, on_line=on_line,
-                              options=[*options, *extra]) as proxy, \
+                              options=[*options, *following, *extra]) as proxy, \
                     httpx.Client(proxy=proxy.url, trust_env=False, timeout=15) as client, \
                     httpx.Client(proxy=proxy.url, trust_env=False, timeout=15) as other_client:
                 for scenario in group:
                     if on_scenario is not None:
                         on_scenario(scenario)
-                    result = ScenarioResult(scenario, started=time.time(), ended=0.0)
+                    result = ScenarioResult(scenario, started=time.time(), ended=0.0, worker_log=bool(following))
                     try:
                         result.outcome = run_scenario(scenario, api=api, staging=staging, cache=cache,
                                                       client=client, other_client=other_client)

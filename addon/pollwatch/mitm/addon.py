@@ -31,6 +31,9 @@ from pollwatch.store.database import Session, Store
 from pollwatch.core.tracking import Tracker
 from pollwatch.core.verification import CHECK_HEADER, CheckPlan, OriginAnswer
 from pollwatch.mitm.verify import Trust, Verifier
+from pollwatch.mitm.worker_follow import WORKER_OPTIONS, WorkerWatch, add_worker_options, configure_worker
+from pollwatch.core.worker import WorkerEvent
+from pollwatch.store.worker import recompute_file
 
 log = logging.getLogger("pollwatch")
 
@@ -68,6 +71,7 @@ class PollWatch:
         self._ticker: asyncio.Task | None = None
         self._flow_jobs: OrderedDict[str, str] = OrderedDict()  # flow id -> job key
         self.verifier = Verifier(self._verified)
+        self.worker = WorkerWatch(self._worker_events)
 
     def load(self, loader) -> None:
         add = loader.add_option
@@ -94,6 +98,7 @@ class PollWatch:
         add("pollwatch_verify_timeout", int, 5, "Origin checks: seconds before an unanswered check counts as failed.")
         add("pollwatch_fix", str | None, None, "Try a fix without changing the server: 'no-store' sends status "
             "responses of tracked jobs with Cache-Control: no-store and no validators (findings use the originals).")
+        add_worker_options(add)
 
     def configure(self, updated: set[str]) -> None:
         if updated & CORE_OPTIONS:
@@ -110,8 +115,11 @@ class PollWatch:
             self._open_store()
         if updated & VERIFY_OPTIONS:
             self._configure_verifier()
+        if updated & WORKER_OPTIONS:
+            self.session.settings |= configure_worker(self.worker, ctx.options)
 
     def running(self) -> None:
+        self.worker.start()
         if self._ticker is None:
             self._ticker = create_task(self._tick_forever(), name="pollwatch lifecycle ticker")
 
@@ -127,10 +135,19 @@ class PollWatch:
             self._ticker = None
         self.verifier.close()
         with self._guard():
+            self.worker.drain()  # what the worker wrote last
+            self.worker.stop()
             self._announce(self.tracker.finish())
         if self.store is not None:
+            path = self.store.path
             self.store.close()
+            if self.store.rows_lost:  # `pollwatch run` exits 1 on this; plain mitmdump cannot be told to
+                log.error(safe_text(f"{PREFIX} {self.store.rows_lost} row(s) could not be written to {path} "
+                                    f"({self.store.first_error}); the database misses them"))
             self.store = None
+            if self.worker.active:
+                with self._guard():
+                    recompute_file(path)  # joins the events to their jobs, sums up unlinked ones
         if self.internal_errors:
             log.error(f"{PREFIX} {self.internal_errors} internal error(s) while watching; traffic was not affected.")
 
@@ -176,14 +193,16 @@ class PollWatch:
 
     def _observe(self, flow: http.HTTPFlow) -> None:
         with self._guard():
-            if CHECK_HEADER in flow.request.headers:
-                return  # pollwatch's own origin check, come through a proxy after all
             if self.filter is not None and not self.filter(flow):
                 return
+            obs = observation_from_flow(flow)
+            if CHECK_HEADER.lower() in obs.request_headers:  # not mitmproxy's headers: a slow lookup
+                return  # pollwatch's own origin check, come through a proxy after all
             self.seen_live = self.seen_live or flow.live
-            update = self.tracker.observe(observation_from_flow(flow))
+            update = self.tracker.observe(obs)
             if update is None:
                 return
+            self.worker.judge_update(update)
             if update.job is not None:
                 self._remember(flow.id, update.job.key)
             if self.store is not None:
@@ -211,6 +230,11 @@ class PollWatch:
             findings = self.tracker.tick(now)
             self._announce(findings)
             self.verifier.abandoned(findings)
+
+    def _worker_events(self, events: list[WorkerEvent]) -> None:
+        """Worker log lines read while following: stored with this session."""
+        if self.store is not None:
+            self.store.submit_worker_events(events)
 
     def _verified(self, plan: CheckPlan, answer: OriginAnswer) -> None:
         """An origin check came back (on the event loop): store it, say what it found."""

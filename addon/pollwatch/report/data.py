@@ -20,6 +20,7 @@ from typing import Any
 from pollwatch.core.findings import CATALOGUE, Severity
 from pollwatch.core.states import State
 from pollwatch.errors import ReportError
+from pollwatch.store.query import list_worker_events, polls_behind_worker, worker_end
 
 STATES = tuple(s.value for s in State)
 """Canonical states in lifecycle order (queued ... expired, unknown)."""
@@ -47,7 +48,19 @@ class JobView:
     transitions: list[dict[str, Any]] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
     """pollwatch's own origin checks (pollwatch_verify), oldest first."""
+    worker: list[dict[str, Any]] = field(default_factory=list)
+    """Worker log events joined to the job (`pollwatch worker-log`), oldest first."""
     anchor: str = ""
+
+    @property
+    def worker_end(self) -> dict[str, Any] | None:
+        """The worker's terminal event, if it logged one."""
+        return worker_end(self.worker)
+
+    @property
+    def behind_worker(self) -> list[dict[str, Any]]:
+        """Polls answered non-terminal after the worker's end (the visible gap)."""
+        return polls_behind_worker(self.worker, self.polls)
 
     @property
     def outcome(self) -> str:
@@ -125,7 +138,8 @@ POLL_COLUMNS = ("job_key, flow_id, kind, method, url, status, request_ts, respon
 
 def attach_timelines(conn: sqlite3.Connection, jobs: Sequence[JobView], chunk: int = 500) -> None:
     """Polls, transitions and origin checks of `jobs`, a few queries per `chunk` jobs (SQLite caps
-    parameters). A read-only database written before checks existed has no `checks` table."""
+    parameters). A read-only database written before checks existed has no `checks` table.
+    Worker events are read per job by the store's query that `pollwatch show` uses."""
     has_checks = conn.execute("select 1 from sqlite_master where type = 'table' and name = 'checks'").fetchone()
     for start in range(0, len(jobs), chunk):
         part = {j.row["key"]: j for j in jobs[start:start + chunk]}
@@ -140,6 +154,8 @@ def attach_timelines(conn: sqlite3.Connection, jobs: Sequence[JobView], chunk: i
             for r in conn.execute(f"select * from checks where job_key in ({marks}) order by job_key, sent_at, id",
                                   list(part)):
                 part[r["job_key"]].checks.append(dict(r))
+    for job in jobs:
+        job.worker = list_worker_events(conn, job.row["key"], job.row["created_at"] or 0.0)
 
 
 # --- which jobs are drawn -----------------------------------------------------------------------

@@ -39,7 +39,7 @@ from pollwatch.report.data import (
     state_class,
 )
 from pollwatch.report.timeline import code_anchor, job_timeline, legend, seconds
-from pollwatch.store.query import open_database
+from pollwatch.store.query import open_database, worker_transitions
 
 DEFAULT_FULL = 100
 MAX_MARKS = 1000
@@ -193,7 +193,44 @@ def _job_section(job: JobView) -> str:
             f'<div class="facts">{states} · {row["polls"] or 0} poll(s) over {_duration(job)}'
             f' · created {_when(row["created_at"])}</div>'
             f'{f"<div class=facts>{codes}</div>" if codes else ""}{job_timeline(job, MAX_MARKS)}'
-            f'{f"<ul>{findings}</ul>" if findings else ""}{_checks_table(job)}</section>')
+            f'{f"<ul>{findings}</ul>" if findings else ""}{_worker_table(job)}{_checks_table(job)}</section>')
+
+
+def _worker_table(job: JobView) -> str:
+    """The worker's transitions next to the client's, merged on the job's time axis, under one
+    line saying how long the client stayed behind the worker's end."""
+    if not job.worker:
+        return ""
+    t0 = job.row["created_at"] or job.worker[0]["ts"]
+    rows = [(t["ts"] - t0, _change(t["from_state"], t["to_state"]), "") for t in job.transitions]
+    rows += [(w["offset_s"], "", f'{_change(w["from"], w["to"])} <span class="muted">{esc(w["source"] or "")}</span>')
+             for w in worker_transitions(job.worker)]
+    body = "".join(f'<tr><td class="n">{_signed(at)}</td><td>{client}</td><td>{worker}</td></tr>'
+                   for at, client, worker in sorted(rows, key=lambda r: r[0]))
+    return (f'<div class="facts worker-facts">{_behind_line(job)}</div><table class="transitions"><tr>'
+            f'<th class="n">at</th><th>client saw</th><th>worker logged</th></tr>{body}</table>')
+
+
+def _behind_line(job: JobView) -> str:
+    """The gap in words: when the worker ended, and what the client was still told after that."""
+    end = job.worker_end
+    count = f"{len(job.worker)} worker log event(s)"
+    if end is None:
+        return f"{count}; the worker logged no end"
+    t0 = job.row["created_at"] or end["ts"]
+    line = (f'{count}; the worker logged <span class="state s-{state_class(end["state"])}">{esc(end["state"])}</span>'
+            f" at {_signed(end['ts'] - t0)}")
+    behind = job.behind_worker
+    if not behind:
+        return line
+    return (f'{line}; <b class="behind">the client was told a non-terminal state {len(behind)} time(s) after that</b>, '
+            f"until {_signed(behind[-1]['response_ts'] - t0)}")
+
+
+def _change(before: str | None, after: str | None) -> str:
+    """`from → to`, each state in its colour."""
+    shown = [f'<span class="state s-{state_class(s)}">{esc(s)}</span>' for s in (before, after) if s]
+    return " → ".join(["start", *shown] if before is None else shown)
 
 
 def _checks_table(job: JobView) -> str:
@@ -289,6 +326,11 @@ def _title(code: str) -> str:
 
 def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %z") if ts else ""
+
+
+def _signed(offset: float) -> str:
+    """An offset on the job's axis, signed (a worker may log before the proxy saw the creation)."""
+    return f"{'-' if offset < 0 else '+'}{seconds(abs(offset))}"
 
 
 def _duration(job: JobView) -> str:

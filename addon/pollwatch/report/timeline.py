@@ -28,6 +28,7 @@ from pollwatch.report.data import (
     severity_rank,
     state_class,
 )
+from pollwatch.store.query import TERMINAL_STATES
 
 esc = html.escape
 
@@ -38,6 +39,8 @@ LABEL_ROWS = (14, 29)
 MIN_SPAN = 1.0
 """Seconds: a job seen only once still gets a readable axis."""
 FINDING_Y, POLL_Y, BAND_Y, AXIS_Y = 56, 78, 96, 110
+WORKER_Y, WORKER_LANE = 122, 28
+"""The worker's lane sits under the state bar; the axis moves down by `WORKER_LANE` to make room."""
 
 
 @dataclass
@@ -54,7 +57,8 @@ class Scale:
 
 def _scale(job: JobView) -> Scale:
     t0 = job.row["created_at"] or min((p["response_ts"] for p in job.polls), default=0.0)
-    ends = [p["response_ts"] for p in job.polls] + [t["ts"] for t in job.transitions] + [job.row["terminal_at"] or t0]
+    ends = ([p["response_ts"] for p in job.polls] + [t["ts"] for t in job.transitions] + [e["ts"] for e in job.worker]
+            + [job.row["terminal_at"] or t0])
     return Scale(t0, max(max(ends, default=t0) - t0, MIN_SPAN) * 1.02)
 
 
@@ -62,43 +66,59 @@ def job_timeline(job: JobView, max_marks: int) -> str:
     """The SVG of one job; beyond `max_marks` exchanges, repeated unremarkable polls are thinned
     (a note says so)."""
     scale = _scale(job)
-    marks = _thin(job.polls, max_marks)
+    axis_y = AXIS_Y + (WORKER_LANE if job.worker else 0)
+    height = HEIGHT + axis_y - AXIS_Y
+    marks = _thin(job.polls, max_marks, _notable_poll)
     xs = {p["flow_id"]: scale.x(p["response_ts"]) for p in job.polls}
-    note = (f'<text x="{PLOT_LEFT}" y="{HEIGHT - 2}" class="muted">{len(marks)} of {len(job.polls)} exchanges drawn '
+    note = (f'<text x="{PLOT_LEFT}" y="{height - 2}" class="muted">{len(marks)} of {len(job.polls)} exchanges drawn '
             f"(repeated polls thinned)</text>" if len(marks) < len(job.polls) else "")
-    body = "".join((_axis(scale), f'<line class="lane" x1="{PLOT_LEFT}" y1="{POLL_Y}" x2="{PLOT_RIGHT}" y2="{POLL_Y}"/>',
+    body = "".join((_axis(scale, axis_y), _behind_worker(job, scale),
+                    f'<line class="lane" x1="{PLOT_LEFT}" y1="{POLL_Y}" x2="{PLOT_RIGHT}" y2="{POLL_Y}"/>',
                     _bands(job, scale), _transitions(job, scale), "".join(_mark(p, scale, job.row["status_url"]) for p in marks),
-                    _finding_marks(job, xs), _checks(job, scale), _terminal(job), note))
-    return (f'<svg class="timeline" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+                    _worker_lane(job, scale, max_marks), _finding_marks(job, xs), _checks(job, scale, axis_y),
+                    _terminal(job), note))
+    return (f'<svg class="timeline" viewBox="0 0 {WIDTH} {height}" role="img" '
             f'aria-label="timeline of job {esc(job.row["job_id"])}">{body}</svg>')
 
 
-def _thin(polls: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """About `limit` marks: every exchange worth seeing (creation, cache, state change, non-2xx)
-    stays, the remaining room is spread evenly over the repeats."""
-    if len(polls) <= limit:
-        return polls
+Notable = Callable[[dict[str, Any], "dict[str, Any] | None"], bool]
+
+
+def _thin(items: list[dict[str, Any]], limit: int, notable: Notable, when: str = "response_ts") -> list[dict[str, Any]]:
+    """About `limit` marks: every item `notable` (given the one before it) stays, the remaining
+    room is spread evenly over the repeats; polls and worker events alike."""
+    if len(items) <= limit:
+        return items
     keep, plain, previous = [], [], None
-    for p in polls:
-        notable = (p["kind"] == "create" or p["served_by"] in CACHED_BY or p["cache_verdict"] in CACHEABLE
-                   or p["state"] != previous or not (200 <= (p["status"] or 0) < 300))
-        (keep if notable else plain).append(p)
-        previous = p["state"]
+    for item in items:
+        (keep if notable(item, previous) else plain).append(item)
+        previous = item
     room = max(limit - len(keep), 0)
     step = len(plain) / room if room else math.inf
     keep += [plain[int(i * step)] for i in range(room)] if room else []
-    return sorted(keep, key=lambda p: p["response_ts"])
+    return sorted(keep, key=lambda item: item[when])
 
 
-def _axis(scale: Scale) -> str:
+def _notable_poll(p: dict[str, Any], previous: dict[str, Any] | None) -> bool:
+    """An exchange worth seeing: the creation, a cache's answer, a state change, a non-2xx."""
+    return (p["kind"] == "create" or p["served_by"] in CACHED_BY or p["cache_verdict"] in CACHEABLE
+            or p["state"] != (previous and previous["state"]) or not (200 <= (p["status"] or 0) < 300))
+
+
+def _notable_event(e: dict[str, Any], previous: dict[str, Any] | None) -> bool:
+    """A worker event worth seeing: a change of the worker's state, or its end."""
+    return e["state"] in TERMINAL_STATES or e["state"] != (previous and previous["state"])
+
+
+def _axis(scale: Scale, axis_y: float = AXIS_Y) -> str:
     step = _nice_step(scale.span / 10)
     ticks = []
     for i in range(int(scale.span / step) + 1):
         x = scale.x(scale.t0 + i * step)
-        ticks.append(f'<line x1="{x:.1f}" y1="{AXIS_Y}" x2="{x:.1f}" y2="{AXIS_Y + 4}"/>'
-                     f'<text x="{x:.1f}" y="{AXIS_Y + 16}" text-anchor="middle">{seconds(i * step)}</text>')
-    return (f'<g class="axis"><line x1="{PLOT_LEFT}" y1="{AXIS_Y}" x2="{PLOT_RIGHT}" y2="{AXIS_Y}"/>{"".join(ticks)}'
-            f'<text x="{WIDTH - 4}" y="{AXIS_Y + 16}" text-anchor="end">seconds since creation</text></g>')
+        ticks.append(f'<line x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 4}"/>'
+                     f'<text x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle">{seconds(i * step)}</text>')
+    return (f'<g class="axis"><line x1="{PLOT_LEFT}" y1="{axis_y}" x2="{PLOT_RIGHT}" y2="{axis_y}"/>{"".join(ticks)}'
+            f'<text x="{WIDTH - 4}" y="{axis_y + 16}" text-anchor="end">seconds since creation</text></g>')
 
 
 def _nice_step(raw: float) -> float:
@@ -171,7 +191,7 @@ def _finding_marks(job: JobView, xs: dict[str, float]) -> str:
     return "".join(out)
 
 
-def _checks(job: JobView, scale: Scale) -> str:
+def _checks(job: JobView, scale: Scale, axis_y: float = AXIS_Y) -> str:
     """pollwatch's own origin checks (pollwatch_verify): small triangles on the axis, filled when
     the check raised a finding, dashed when the origin did not answer."""
     out = []
@@ -182,17 +202,65 @@ def _checks(job: JobView, scale: Scale) -> str:
         tip = esc(f"pollwatch's origin check ({c['reason']}) at +{seconds(c['sent_at'] - scale.t0)}: "
                   f"client had {c['client_state'] or '-'}, origin says {origin} · {result}"
                   + (f" ({c['detail']})" if c["detail"] else ""))
-        out.append(_check_shape(scale.x(c["sent_at"]), AXIS_Y, kind, tip))
+        out.append(_check_shape(scale.x(c["sent_at"]), axis_y, kind, tip))
     return "".join(out)
 
 
 def _terminal(job: JobView) -> str:
     state = job.row["terminal_state"]
     label = esc(state or f"no end ({job.row['last_state'] or 'no state'})")
-    cls = state_class(state) if state else "non-terminal"
-    return (f'<g class="terminal s-{cls}"><rect x="{BADGE_X}" y="{POLL_Y - 12}" width="{WIDTH - BADGE_X - 4}" '
-            f'height="24" rx="5"/><text x="{(BADGE_X + WIDTH - 4) / 2:.0f}" y="{POLL_Y + 4}" text-anchor="middle">'
-            f"{label}</text><title>final state: {label}</title></g>")
+    return _badge_shape(POLL_Y, state_class(state) if state else "non-terminal", label, f"final state: {label}")
+
+
+# --- the worker's lane (`pollwatch worker-log`) -------------------------------------------------
+
+def _worker_lane(job: JobView, scale: Scale, max_marks: int) -> str:
+    """The worker's log events on the job's time axis, under the polls: a bar per event in its
+    state's colour, the state word beside each change, the worker's end drawn tall with a guide
+    line up through the polls, and a badge with the worker's last state."""
+    if not job.worker:
+        return ""
+    end = job.worker_end
+    out = [f'<line class="lane worker" x1="{PLOT_LEFT}" y1="{WORKER_Y}" x2="{PLOT_RIGHT}" y2="{WORKER_Y}"/>']
+    if end is not None:
+        x = scale.x(end["ts"])
+        tip = esc(f"the worker logged {end['state']} at +{seconds(end['ts'] - scale.t0)}")
+        out.append(f'<line class="worker-end" x1="{x:.1f}" y1="{FINDING_Y + 8}" x2="{x:.1f}" y2="{WORKER_Y}">'
+                   f"{_tip(tip)}</line>")
+    changes = {id(e) for e, before in zip(job.worker, [None, *job.worker[:-1]], strict=True) if _notable_event(e, before)}
+    free = float("-inf")
+    for e in _thin(job.worker, max_marks, _notable_event, when="ts"):
+        x = scale.x(e["ts"])
+        out.append(_worker_shape(x, WORKER_Y, state_class(e["state"]), e is end, _event_tip(e, scale)))
+        if id(e) in changes and x > free:
+            word = e["state_word"] or e["state"] or ""
+            out.append(f'<text class="worker-word" x="{x + 7:.1f}" y="{WORKER_Y + 4}">{esc(word)}</text>')
+            free = x + 7.2 * len(word) + 12
+    last = job.worker[-1]["state"]
+    label = esc(f"worker: {last}" if end is not None else f"worker: {last or 'no state'}")
+    out.append(_badge_shape(WORKER_Y, state_class(last) if end is not None else "non-terminal", label,
+                            f"the worker's last logged state: {esc(last or 'no state')}"))
+    return "".join(out)
+
+
+def _event_tip(e: dict[str, Any], scale: Scale) -> str:
+    """Hover text of a worker event: everything the log line said that pollwatch kept."""
+    word = f" ({e['state_word']})" if e["state_word"] and e["state_word"] != e["state"] else ""
+    ids = ", ".join([*e["operation_ids"], *([f"trace {e['trace_id']}"] if e["trace_id"] else [])])
+    return esc(f"worker {e['state'] or 'no state'}{word} · +{seconds(e['ts'] - scale.t0)} · {e['source']}"
+               + (f" · {ids}" if ids else "") + (f"\n{e['message']}" if e["message"] else ""))
+
+
+def _behind_worker(job: JobView, scale: Scale) -> str:
+    """A red wash from the worker's end to the last non-terminal answer the client got after it:
+    the gap a cache or a lagging status store opened (client-behind-worker)."""
+    behind, end = job.behind_worker, job.worker_end
+    if not behind or end is None:
+        return ""
+    x1, x2 = scale.x(end["ts"]), scale.x(behind[-1]["response_ts"])
+    tip = esc(f"client behind the worker: {len(behind)} non-terminal answer(s) over "
+              f"{seconds(behind[-1]['response_ts'] - end['ts'])} after the worker logged {end['state']}")
+    return _gap_shape(x1, FINDING_Y + 8, max(x2 - x1, 2), WORKER_Y - FINDING_Y, tip)
 
 
 # --- shapes, shared by the timelines and the legend (tips and labels arrive escaped) -----------
@@ -235,6 +303,24 @@ def _tick_shape(x: float, top: float, bottom: float, state: str, label: str = ""
             f"{label}{_tip(tip)}</g>")
 
 
+def _badge_shape(y: float, state: str, label: str, tip: str = "") -> str:
+    """The rounded badge right of the plot: a lane's last state (the client's, the worker's)."""
+    return (f'<g class="terminal s-{state}"><rect x="{BADGE_X}" y="{y - 12}" width="{WIDTH - BADGE_X - 4}" '
+            f'height="24" rx="5"/><text x="{(BADGE_X + WIDTH - 4) / 2:.0f}" y="{y + 4}" text-anchor="middle">'
+            f"{label}</text>{_tip(tip)}</g>")
+
+
+def _worker_shape(x: float, y: float, state: str, end: bool = False, tip: str = "") -> str:
+    """A worker log event: an upright bar in its state's colour; the worker's end taller, ringed."""
+    w, h = (8, 20) if end else (6, 14)
+    return (f'<rect class="worker mark s-{state}{" end" if end else ""}" x="{x - w / 2:.1f}" y="{y - h / 2}" '
+            f'width="{w}" height="{h}" rx="2">{_tip(tip)}</rect>')
+
+
+def _gap_shape(x: float, y: float, width: float, height: float, tip: str = "") -> str:
+    return f'<rect class="behind" x="{x:.1f}" y="{y}" width="{width:.1f}" height="{height}">{_tip(tip)}</rect>'
+
+
 def _band_shape(x: float, y: float, width: float, state: str, tip: str = "") -> str:
     return f'<rect class="band s-{state}" x="{x:.1f}" y="{y}" width="{width:.1f}" height="6">{_tip(tip)}</rect>'
 
@@ -260,8 +346,13 @@ def legend() -> str:
         *((partial(_finding_shape, severity=s), f"{s} finding") for s in SEVERITIES_WORST_FIRST),
         (lambda x, y: "", "hover a mark for details; click a finding for its fix"),
     ]
-    rows = "".join(_legend_row(entries, y) for entries, y in ((states, 18), (marks, 48), (meaning, 78)))
-    return (f'<section class="legend" id="legend"><svg class="timeline" viewBox="0 0 {WIDTH} 94" role="img" '
+    worker = [
+        (partial(_worker_shape, state="running"), "worker log event (pollwatch worker-log)"),
+        (partial(_worker_shape, state="succeeded", end=True), "the worker's end (its terminal event)"),
+        (lambda x, y: _gap_shape(x - 9, y - 9, 18, 18), "client behind the worker (non-terminal after the worker's end)"),
+    ]
+    rows = "".join(_legend_row(entries, y) for entries, y in ((states, 18), (marks, 48), (meaning, 78), (worker, 108)))
+    return (f'<section class="legend" id="legend"><svg class="timeline" viewBox="0 0 {WIDTH} 124" role="img" '
             f'aria-label="legend">{rows}</svg></section>')
 
 

@@ -23,9 +23,13 @@ from pollwatch.core.config import Config
 from pollwatch.core.contract import Contract, Drift, compare
 from pollwatch.core.inference import ContractBuilder
 from pollwatch.core.findings import Finding
-from pollwatch.sources.readers import Recording, expand, read
+from pollwatch.sources.readers import ReadError, Recording, expand, read
+from pollwatch.sources.stream import Stream
 from pollwatch.core.records import Update
-from pollwatch.store.database import Session, Store
+from pollwatch.errors import StorageError
+from pollwatch.store.bulk import BulkStore, discard_session
+from pollwatch.store.database import Session, Store, remove_database
+from pollwatch.store.worker import recompute_file
 from pollwatch.core.tracking import Tracker
 
 TIME_DEPENDENT = frozenset({"polling-abandoned", "stuck-non-terminal", "poll-too-fast", "status-stale-date",
@@ -54,27 +58,19 @@ class AnalysisSummary(BaseModel):
 def analyze_recordings(paths: Iterable[str | Path], db: str | Path, *, config: Config | None = None,
             label: str | None = None, on_progress: Callable[[int, int], None] | None = None) -> AnalysisSummary:
     """Read every recording under `paths`, run the core over them in recorded order, store the
-    result as one new session in `db`. Raises ReadError (nothing written) on unreadable input."""
-    recordings = [read(path) for path in expand(paths)]
-    session = Session(source="offline", label=label or ", ".join(str(r.path) for r in recordings))
+    result as one new session in `db`. Raises ReadError on unreadable input, leaving nothing of
+    this run in `db`. `on_progress(done, total)` counts KiB of input."""
+    streams = [Stream(path) for path in expand(paths)]  # parsed formats are read and checked here
+    session = Session(source="offline", label=label or ", ".join(str(s.path) for s in streams))
     tracker = Tracker(config, key_prefix=session.id + "/")
     session.settings = tracker.config.model_dump()
-    updates, findings, total = _run(tracker, recordings, on_progress)
-    synthetic = [str(r.path) for r in recordings if r.synthetic_times]
-    findings = _note_synthetic(findings, bool(synthetic))
-    for update in updates:
-        update.findings = _note_synthetic(update.findings, bool(synthetic))
-        update.earlier = []  # flattened by _run
+    synthetic = [str(s.path) for s in streams if s.synthetic_times]
+    latest, total = _store(db, session, lambda store: _run(tracker, streams, store, bool(synthetic), on_progress))
+    recompute_file(db)  # worker events already in the database judge the new polls too
 
-    with Store(db, session) as store:
-        for update in updates:
-            store.submit(update)
-        store.submit_findings(findings)
-
-    latest = {f.key: f for u in updates for f in u.findings} | {f.key: f for f in findings}
     return AnalysisSummary(
-        session_id=session.id, db=str(db), files=[str(r.path) for r in recordings],
-        formats=dict(Counter(r.kind for r in recordings)), exchanges=total, jobs=len(tracker.jobs),
+        session_id=session.id, db=str(db), files=[str(s.path) for s in streams],
+        formats=dict(Counter(s.kind for s in streams)), exchanges=total, jobs=len(tracker.jobs),
         findings=dict(Counter(f.severity.value for f in latest.values())), synthetic_times=synthetic,
     )
 

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import statistics
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
@@ -20,7 +20,9 @@ from typing import Any
 from pollwatch.errors import DiffError
 from pollwatch.core.references import Template
 from pollwatch.core.urls import origin_of
-from pollwatch.store.query import QueryError, open_database, resolve_job
+from pollwatch.store.query import (
+    QueryError, list_worker_events, open_database, polls_behind_worker, resolve_job, worker_end,
+)
 
 DB_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 TIMING_FACTOR = 2.0  # intervals differing by more than this factor count as a timing divergence
@@ -29,11 +31,13 @@ TIMING_FACTOR = 2.0  # intervals differing by more than this factor count as a t
 
 @dataclass
 class JobTrace:
-    """One job as diff sees it: the job row and its polls in arrival order."""
+    """One job as diff sees it: the job row, its polls in arrival order, and the worker log
+    events its database joined to it (`pollwatch worker-log`)."""
 
     label: str
     job: dict[str, Any]
     polls: list[dict[str, Any]] = field(default_factory=list)
+    worker: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def states(self) -> list[str]:
@@ -60,8 +64,9 @@ class Divergence:
 
 # --- loading -----------------------------------------------------------------------------------
 
-def resolve(reference: str, default_db: str | Path, workdir: Path) -> JobTrace:
-    """`JOB` (in the default database), `DB.sqlite:JOB`, or `RECORDING:JOB` (analysed first)."""
+def resolve(reference: str, default_db: str | Path, workdir: Path, worker_logs: Sequence[str | Path] = ()) -> JobTrace:
+    """`JOB` (in the default database), `DB.sqlite:JOB`, or `RECORDING:JOB` (analysed first, and
+    `worker_logs` joined to it there; a database side shows the worker events it already holds)."""
     source, sep, job = reference.rpartition(":")
     if not sep or not Path(source).is_file():
         source, job = str(default_db), reference
@@ -71,6 +76,7 @@ def resolve(reference: str, default_db: str | Path, workdir: Path) -> JobTrace:
 
         db = workdir / f"{len(list(workdir.iterdir()))}.sqlite"
         analyze_recordings([path], db)
+        _join_worker_logs(db, worker_logs)
         path = db
     conn = open_database(path)
     try:
@@ -87,7 +93,19 @@ def _load(conn: sqlite3.Connection, ref: str, label: str) -> JobTrace:
     job = dict(conn.execute("select * from jobs where key = ?", (key,)).fetchone())
     polls = [dict(p) for p in conn.execute(
         "select * from polls where job_key = ? and kind = 'poll' order by response_ts, id", (key,))]
-    return JobTrace(label, job, polls)
+    return JobTrace(label, job, polls, list_worker_events(conn, key, job["created_at"]))
+
+
+def _join_worker_logs(db: Path, worker_logs: Sequence[str | Path]) -> None:
+    """Worker logs into a recording's scratch database, joined as `pollwatch worker-log` would."""
+    if not worker_logs:
+        return
+    from pollwatch.core.worker import WorkerSettings
+    from pollwatch.logs import read_worker_logs
+    from pollwatch.store.worker import ingest
+
+    read = read_worker_logs(worker_logs)
+    ingest(db, read.events, settings=WorkerSettings(), label=", ".join(map(str, worker_logs)))
 
 
 # --- comparing ---------------------------------------------------------------------------------
@@ -159,7 +177,9 @@ def compare(a: JobTrace, b: JobTrace) -> list[Divergence]:
 
 
 def timeline(a: JobTrace, b: JobTrace) -> list[dict[str, Any]]:
-    """Both jobs' polls side by side (by poll number), as plain rows."""
+    """Both jobs' polls side by side (by poll number), as plain rows; `behind_worker` marks a
+    non-terminal answer to a poll sent after that side's worker logged the job's end."""
+    behind = {id(p) for trace in (a, b) for p in polls_behind_worker(trace.worker, trace.polls)}
     rows = []
     for index in range(max(len(a.polls), len(b.polls))):
         row: dict[str, Any] = {"poll": index + 1}
@@ -167,15 +187,16 @@ def timeline(a: JobTrace, b: JobTrace) -> list[dict[str, Any]]:
             poll = trace.polls[index] if index < len(trace.polls) else None
             row[side] = None if poll is None else {
                 "offset": round(trace.offset(poll), 3), "status": poll["status"], "state": poll["state"],
-                "cache": _cache_key(poll),
+                "cache": _cache_key(poll), "behind_worker": id(poll) in behind,
             }
         rows.append(row)
     return rows
 
 
-def diff(reference_a: str, reference_b: str, default_db: str | Path) -> dict[str, Any]:
+def diff(reference_a: str, reference_b: str, default_db: str | Path,
+         worker_logs: Sequence[str | Path] = ()) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        a, b = (resolve(r, default_db, Path(tmp)) for r in (reference_a, reference_b))
+        a, b = (resolve(r, default_db, Path(tmp), worker_logs) for r in (reference_a, reference_b))
     divergences = compare(a, b)
     return {
         "a": _summary(a), "b": _summary(b),
@@ -188,4 +209,15 @@ def diff(reference_a: str, reference_b: str, default_db: str | Path) -> dict[str
 def _summary(trace: JobTrace) -> dict[str, Any]:
     return {"label": trace.label, "job_id": trace.job["job_id"], "status_url": trace.job["status_url"],
             "host": trace.job["host"], "states": trace.states, "terminal_state": trace.job["terminal_state"],
-            "polls": len(trace.polls)}
+            "polls": len(trace.polls)} | _worker_summary(trace)
+
+
+def _worker_summary(trace: JobTrace) -> dict[str, Any]:
+    """The worker's side on the polls' axis (offsets from the job's creation): its events, when
+    it logged the end, and how many answers after that were still non-terminal."""
+    end = worker_end(trace.worker)
+    return {"worker_events": [{"offset": e["offset_s"], "at": e["at"], "state": e["state"],
+                               "state_word": e["state_word"], "source": e["source"], "message": e["message"]}
+                              for e in trace.worker],
+            "worker_end": None if end is None else end["offset_s"],
+            "polls_behind_worker": len(polls_behind_worker(trace.worker, trace.polls))}

@@ -30,6 +30,7 @@ from pollwatch.core.findings import Finding
 from pollwatch.core.records import JobSnapshot, PollRecord, Transition, Update
 from pollwatch.core.redact import safe_text
 from pollwatch.core.verification import CheckRecord
+from pollwatch.core.worker import WorkerEvent
 from pollwatch.store.views import ensure_views
 
 SCHEMA_VERSION = 1
@@ -106,23 +107,52 @@ COLUMNS: dict[str, dict[str, type]] = {
     "checks": {"id": int, "session_id": str, "job_key": str, "flow_id": str, "reason": str, "method": str,
                "url": str, "sent_at": float, "received_at": float, "status": int, "client_state": str,
                "client_etag": str, "origin_state": str, "origin_etag": str, "result": str, "detail": str},
+    "worker_events": {"id": int, "session_id": str, "job_key": str, "ts": float, "job_id": str, "operation_ids": str,
+                      "trace_id": str, "state_word": str, "state": str, "source": str, "message": str},
 }
-"""`checks` (pollwatch's own origin checks, `pollwatch_verify`) came after schema version 1; it is
-added to older databases when they are opened, so the version stays 1 and older pollwatch
+"""`checks` (pollwatch's own origin checks, `pollwatch_verify`) and `worker_events` (worker log
+lines, `pollwatch worker-log`; `job_key` is the job they joined, set by each recompute) came
+after schema version 1; they are added to older databases when they are opened, so the version stays 1 and older pollwatch
 versions still open newer files."""
 SQL_TYPES = {str: "text", int: "integer", float: "float"}
 PRIMARY_KEYS = {"sessions": "id", "jobs": "key", "polls": "id", "transitions": "id", "findings": "key",
-                "checks": "id"}
+                "checks": "id", "worker_events": "id"}
 FOREIGN_KEYS = {
     "jobs": [("session_id", "sessions", "id")],
     "polls": [("session_id", "sessions", "id"), ("job_key", "jobs", "key")],
     "transitions": [("session_id", "sessions", "id"), ("job_key", "jobs", "key")],
     "findings": [("session_id", "sessions", "id"), ("job_key", "jobs", "key")],
     "checks": [("session_id", "sessions", "id"), ("job_key", "jobs", "key")],
+    "worker_events": [("session_id", "sessions", "id")],
 }
 INDEXES = {"jobs": [["session_id"], ["job_id"]], "polls": [["job_key", "response_ts"], ["session_id"]],
            "transitions": [["job_key", "ts"]], "findings": [["job_key"], ["code"], ["session_id", "ts"]],
-           "checks": [["job_key", "sent_at"], ["session_id"]]}
+           "checks": [["job_key", "sent_at"], ["session_id"]],
+           "worker_events": [["job_key", "ts"], ["job_id"], ["session_id"]]}
+
+
+def check_writable(path: str | Path) -> None:
+    """Fail now, in one line, when rows could not be written (a read-only file or folder, a full
+    disk): a writer that only finds out in its thread would lose everything quietly. A locked
+    database is writable, later: the writer retries."""
+    db = None
+    try:
+        db = connect(path)
+        with db.conn:
+            db.conn.execute("insert or replace into meta (key, value) values ('write-check', '')")
+            db.conn.execute("delete from meta where key = 'write-check'")
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", None) not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise StorageError(f"{path}: cannot write to the database ({first_line(exc)})") from exc
+    finally:
+        if db is not None:
+            db.conn.close()
+
+
+def remove_database(path: str | Path) -> None:
+    """A database file and its journal, WAL and shared-memory files, gone (those that exist)."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _create_schema(db: sqlite_utils.Database) -> None:
@@ -186,10 +216,15 @@ class _Batch:
         self.transitions: list[dict[str, Any]] = []
         self.findings: dict[str, dict[str, Any]] = {}
         self.checks: list[dict[str, Any]] = []
+        self.worker_events: list[dict[str, Any]] = []
         self.session: dict[str, Any] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.jobs or self.polls or self.transitions or self.findings or self.checks or self.session)
+        return bool(self.rows() or self.session)
+
+    def rows(self) -> int:
+        return (len(self.jobs) + len(self.polls) + len(self.transitions) + len(self.findings) + len(self.checks)
+                + len(self.worker_events))
 
 
 class Store:
@@ -230,6 +265,9 @@ class Store:
 
     def submit_check(self, check: CheckRecord) -> None:
         self._pending.append(("check", check))
+
+    def submit_worker_events(self, events: Iterable[WorkerEvent]) -> None:
+        self._pending.extend(("worker", event) for event in events)
 
     def close(self) -> None:
         """Write everything queued, mark the session ended, stop the writer."""
@@ -291,6 +329,8 @@ class Store:
             batch.findings[item.key] = _finding_row(item, sid)
         elif kind == "check":
             batch.checks.append(_jsonable(item.model_dump()) | {"session_id": sid})
+        elif kind == "worker":
+            batch.worker_events.append(worker_event_row(item, sid))
         else:
             update: Update = item
             if update.job is not None:
@@ -301,13 +341,16 @@ class Store:
             for finding in update.findings:
                 batch.findings[finding.key] = _finding_row(finding, sid)
 
-    def _write(self, db: sqlite_utils.Database, batch: _Batch) -> bool:
+    def _write(self, db: sqlite_utils.Database | None, batch: _Batch) -> bool:
         try:
+            if db is None:
+                raise StorageError("cannot open the database")
             with db.conn:
                 for table, rows in (("sessions", [batch.session] if batch.session else []),
-                                    ("jobs", batch.jobs.values()), ("polls", batch.polls),
-                                    ("transitions", batch.transitions), ("findings", batch.findings.values()),
-                                    ("checks", batch.checks)):
+                                    ("jobs", [_job_row(j, self.session.id) for j in batch.jobs.values()]),
+                                    ("polls", batch.polls), ("transitions", batch.transitions),
+                                    ("findings", batch.findings.values()), ("checks", batch.checks),
+                                    ("worker_events", batch.worker_events)):
                     sql, columns = WRITE_SQL[table]
                     db.conn.executemany(sql, [{c: row.get(c) for c in columns} for row in rows])
         except Exception as exc:  # noqa: BLE001 - the writer must outlive any bad row or locked file
@@ -348,3 +391,10 @@ def _finding_row(finding: Finding, session_id: str) -> dict[str, Any]:
     row = _jsonable(finding.model_dump())
     row["severity"] = finding.severity.value
     return row | {"session_id": session_id}
+
+
+def worker_event_row(event: WorkerEvent, session_id: str, job_key: str | None = None) -> dict[str, Any]:
+    """A worker event as stored: only the fields the join and the rules need, bounded, redacted."""
+    row = _jsonable(event.model_dump())
+    row["state"] = event.state.value if event.state else None
+    return row | {"session_id": session_id, "job_key": job_key}

@@ -228,7 +228,52 @@ def job_detail(conn: sqlite3.Connection, key: str) -> dict[str, Any]:
     if checks:  # only where pollwatch_verify sent some: the object stays as it was without them
         detail["checks"] = checks
         detail["support"]["checks"] = dict(sorted(Counter(c["result"] for c in checks).items()))
+    events = list_worker_events(conn, key, job["created_at"])
+    if events:  # only where worker logs were joined: the object stays as it was without them
+        detail["worker_events"] = events
+        detail["support"]["worker_transitions"] = worker_transitions(events)
     return detail
+
+
+WORKER_FIELDS = ("ts", "job_id", "trace_id", "state_word", "state", "source", "message")
+
+
+def list_worker_events(conn: sqlite3.Connection, job_key: str, created_at: float) -> list[dict[str, Any]]:
+    """The worker log events joined to a job, oldest first, on the job's time axis (`offset_s`)."""
+    if conn.execute("select 1 from sqlite_master where type = 'table' and name = 'worker_events'").fetchone() is None:
+        return []
+    rows = conn.execute("select * from worker_events where job_key = ? order by ts, id", (job_key,)).fetchall()
+    return [{k: r[k] for k in WORKER_FIELDS} | {"operation_ids": json.loads(r["operation_ids"] or "[]"),
+                                                 "at": iso(r["ts"]), "offset_s": round(r["ts"] - created_at, 3)}
+            for r in rows]
+
+
+def worker_transitions(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The worker's state changes (repeats collapsed), to set beside the client's."""
+    out: list[dict[str, Any]] = []
+    for e in events:
+        if e["state"] and (not out or out[-1]["to"] != e["state"]):
+            out.append({"at": e["at"], "from": out[-1]["to"] if out else None, "to": e["state"], "source": e["source"],
+                        "offset_s": e["offset_s"]})
+    return out
+
+
+TERMINAL_STATES = frozenset(s.value for s in State if s.terminal)
+
+
+def worker_end(events: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The worker's first terminal event: from then on, a non-terminal answer is stale."""
+    return next((e for e in events if e["state"] in TERMINAL_STATES), None)
+
+
+def polls_behind_worker(events: Sequence[dict[str, Any]], polls: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Polls (`polls` rows) sent after the worker's end and answered non-terminal: the gap the
+    report and `diff` draw (the finding itself, with its grace, is core/worker_rules.py's)."""
+    end = worker_end(events)
+    if end is None:
+        return []
+    return [p for p in polls if p["kind"] == "poll" and (p["request_ts"] or p["response_ts"]) > end["ts"]
+            and p["state"] is not None and p["state"] not in TERMINAL_STATES]
 
 
 CHECK_FIELDS = ("flow_id", "reason", "method", "url", "sent_at", "received_at", "status", "client_state",
