@@ -65,8 +65,8 @@ def test_missing_database_is_a_one_line_error(tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
-EVERY_COMMAND = ("analyze", "contract", "datasette", "demo", "diff", "export", "jobs", "prune", "replay", "report", "run", "sanitize",
-                 "scan", "sessions", "show", "warnings", "worker-log")
+EVERY_COMMAND = ("analyze", "contract", "datasette", "demo", "diff", "export", "jobs", "prune", "regress", "replay", "report", "run", "sanitize",
+                 "scan", "sessions", "show", "variants", "warnings", "worker-log")
 
 
 def test_help_lists_every_command_in_its_commands_section():

@@ -14,6 +14,7 @@ from pollwatch import __version__
 from pollwatch.cli import capture, contract, demo, offline, query, report, share  # noqa: I001
 from pollwatch.cli import export as export_commands
 from pollwatch.cli import worker as worker_commands
+from pollwatch.cli import testing as testing_commands
 from pollwatch.errors import PollwatchError
 
 
@@ -43,9 +44,11 @@ def main() -> None:
       pollwatch analyze FILES        recordings (flows, HAR, VCR cassettes) through the same engine
       pollwatch contract infer FILES write down what the API's jobs do; `contract check` finds drift
       pollwatch export --otlp FILE   each job as an OpenTelemetry trace (file, or OTLP/HTTP on loopback)
+      pollwatch regress FILE -o T.py a pytest module running your client against failure variants
     """
 
 
-for module in (capture, offline, contract, query, report, share, demo, export_commands, worker_commands):
+for module in (capture, offline, contract, query, report, share, demo, export_commands, worker_commands,
+               testing_commands):
     for command in module.COMMANDS:
         main.add_command(command)

@@ -19,13 +19,15 @@ polls <span id="polls">0</span></p>
 <script>
 // Like a typical UI: create the job, then fetch() the status URL every 200 ms with the
 // default cache mode until a terminal state (or 40 polls). body[data-done] marks the end.
-// ?max_polls= and ?every= (ms) change the defaults; other parameters go to the create call.
+// ?max_polls= and ?every= (ms) change the defaults, ?cache= the fetch cache mode (no-store: the
+// fix for cacheable status responses); other parameters go to the create call.
 (async () => {
   const page = new URLSearchParams(location.search);
   const fault = page.get('fault') || 'healthy';
   const maxPolls = Number(page.get('max_polls') || 40);
   const every = Number(page.get('every') || 200);
-  for (const name of ['fault', 'max_polls', 'every']) page.delete(name);
+  const cacheMode = page.get('cache') || 'default';
+  for (const name of ['fault', 'max_polls', 'every', 'cache']) page.delete(name);
   const extra = page.toString() ? '&' + page.toString() : '';
   const show = (id, text) => { document.getElementById(id).textContent = String(text); };
   const finish = () => { document.body.dataset.done = 'true'; };
@@ -35,7 +37,7 @@ polls <span id="polls">0</span></p>
   show('job', statusUrl.pathname);
   let polls = 0;
   while (polls < maxPolls) {
-    const response = await fetch(statusUrl);
+    const response = await fetch(statusUrl, {cache: cacheMode});
     polls += 1;
     show('polls', polls);
     if (response.status >= 400 && response.status < 500) {

@@ -29,8 +29,9 @@ class ProxyProcess:
                  extra_args: Sequence[str] = (), on_line: Callable[[str], None] | None = None) -> None:
         """`db` None runs mitmdump without pollwatch (a baseline for benchmarks)."""
         self.db = Path(db) if db is not None else None
-        args = [*mitmdump.executable(), *mitmdump.watch_args(db=db),
-                *mitmdump.sets(["termlog_verbosity=info", "flow_detail=0"])]
+        given = {option.partition("=")[0] for option in options}  # mitmdump refuses an option set twice
+        defaults = [d for d in ("termlog_verbosity=info", "flow_detail=0") if d.partition("=")[0] not in given]
+        args = [*mitmdump.executable(), *mitmdump.watch_args(db=db), *mitmdump.sets(defaults)]
         if record is not None:
             args += ["-w", str(record)]
         self.args = [*args, *mitmdump.sets(options), *extra_args]

@@ -50,9 +50,13 @@ def replay_args(recording: str | Path, *, db: str | Path, port: int, listen_host
     that sequence). A request with no recorded response left gets `extra`: `kill` (default)
     closes the connection, `forward` sends it to the real host, a status code answers with it.
     """
-    return ["-S", str(recording), *watch_args(db=db, listen_host=listen_host, port=port),
-            *sets(["keepserving=true", f"server_replay_extra={extra}",
-                   "pollwatch_session=replay of " + Path(recording).name])]
+    return [*watch_args(db=db, listen_host=listen_host, port=port), *serve_args(recording, extra=extra)]
+
+
+def serve_args(recording: str | Path, *, extra: str = "kill") -> list[str]:
+    """What `replay_args` adds to a watching mitmdump: serve `recording`, keep serving, label the session."""
+    return ["-S", str(recording), *sets(["keepserving=true", f"server_replay_extra={extra}",
+                                         "pollwatch_session=replay of " + Path(recording).name])]
 
 
 def read_args(recording: str | Path, *, db: str | Path) -> list[str]:
