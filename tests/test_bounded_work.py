@@ -10,7 +10,7 @@ import string
 import threading
 import time
 import tracemalloc
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import brotli
 import pytest
@@ -21,7 +21,7 @@ from pollwatch.core.observation import BODY_EXCERPT_LIMIT
 from pollwatch.demo.proxy import ProxyProcess
 from pollwatch.mitm.decoding import decode_excerpt
 from pollwatch.mitm.flows import observation_from_flow
-from helpers import raw_request
+from helpers import QuietHandler, raw_request
 from test_addon_hooks import make_flow
 
 BOMB_SIZE = 256 << 20
@@ -113,27 +113,14 @@ class _BombServer(ThreadingHTTPServer):
     def __init__(self, body: bytes, coding: str) -> None:
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                self._send(202, outer.body, {"Content-Type": "application/json", "Content-Encoding": outer.coding,
+                self.read_body()
+                self.answer(202, outer.body, {"Content-Type": "application/json", "Content-Encoding": outer.coding,
                                              "Location": "/api/exports/e-1"})
 
             def do_GET(self) -> None:
-                self._send(200, b"pong", {"Content-Type": "text/plain"})
-
-            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.answer(200, b"pong", {"Content-Type": "text/plain"})
 
         self.body, self.coding = body, coding
         super().__init__(("127.0.0.1", 0), Handler)

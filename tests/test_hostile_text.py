@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 from mitmproxy import io as mitm_io
@@ -15,7 +15,7 @@ from mitmproxy.test import taddons
 
 from pollwatch.demo.proxy import ProxyProcess
 from pollwatch.mitm.addon import PollWatch
-from helpers import raw_request
+from helpers import QuietHandler, raw_request
 from test_addon_hooks import make_flow
 
 SURROGATE = "\ud800"
@@ -33,14 +33,9 @@ class _HostileServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
+                self.read_body()
                 self._send(202, HOSTILE_BODIES.get(self.path, {"id": SURROGATE, "status": "queued"}))
 
             def do_GET(self) -> None:
@@ -48,12 +43,8 @@ class _HostileServer(ThreadingHTTPServer):
 
             def _send(self, status: int, document: dict) -> None:
                 body = json.dumps(document).encode()  # ensure_ascii: the surrogate travels as \ud800
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Cache-Control", "max-age=30")  # a finding on every status poll
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.answer(status, body, {"Content-Type": "application/json",
+                                           "Cache-Control": "max-age=30"})  # a finding on every status poll
 
         super().__init__(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()

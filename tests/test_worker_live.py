@@ -9,12 +9,13 @@ import sqlite3
 import time
 
 import httpx
+import pytest
 
 from pollwatch.demo.api import SampleAPI, Timing
 from pollwatch.demo.cache import SharedCache
 from pollwatch.demo.proxy import ProxyProcess
 from pollwatch.mitm.worker_follow import LogFollower
-from tests.helpers import wait_for
+from helpers import wait_for
 
 SLOW = Timing(queued_s=30, running_s=30)  # the API itself never finishes: only the worker log says so
 
@@ -54,13 +55,15 @@ def test_the_follower_finishes_a_rotated_file_with_more_than_one_chunk_unread(tm
     assert len(got) == 3001 and got[2999].startswith("2999 ") and got[-1] == "new"
 
 
-def test_the_follower_reads_a_truncated_file_again_from_its_start(tmp_path):
+@pytest.mark.parametrize("before, after", [("first line\nsecond line\n", "new"),  # now shorter than the offset
+                                           ("short\n", "a longer line written after truncation")])  # longer again
+def test_the_follower_reads_a_truncated_file_again_from_its_start(tmp_path, before, after):
     path = tmp_path / "w.log"
-    path.write_text("first line\nsecond line\n")
+    path.write_text(before)
     follower = LogFollower(path)
     follower.read_new()
-    path.write_text("new\n")
-    assert follower.read_new() == [(1, "new")]
+    path.write_text(after + "\n")
+    assert follower.read_new() == [(1, after)]
 
 
 def test_a_missing_file_is_waited_for(tmp_path):
@@ -123,15 +126,6 @@ def test_a_live_proxy_follows_a_truncated_worker_log_and_flags_the_cached_state(
     with sqlite3.connect(db) as conn:
         unlinked = conn.execute("select evidence from findings where code = 'worker-log-unlinked'").fetchone()
     assert json.loads(unlinked[0])["unlinked"] == 1  # the line about job `before`
-
-
-def test_the_follower_notices_a_truncated_file_written_again_past_its_offset(tmp_path):
-    path = tmp_path / "w.log"
-    path.write_text("short\n")
-    follower = LogFollower(path)
-    follower.read_new()
-    path.write_text("a longer line written after truncation\n")
-    assert follower.read_new() == [(1, "a longer line written after truncation")]
 
 
 def test_a_backlog_of_100k_worker_lines_does_not_hold_up_other_clients(tmp_path):

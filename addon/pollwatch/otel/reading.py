@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -107,31 +107,31 @@ def _iso(value: Any) -> float | None:
 
 # --- OTLP/JSON ------------------------------------------------------------------------------
 
+def _not_ours(resources: Iterable[Any], scopes: str, items: str) -> Iterator[Any]:
+    """The log records or spans of every instrumentation scope but pollwatch's own export."""
+    for resource in resources:
+        for scope in getattr(resource, scopes):
+            if scope.scope.name != SCOPE:
+                yield from getattr(scope, items)
+
+
 def _otlp_logs(message: ExportLogsServiceRequest, source: str) -> Iterator[OtelRecord]:
-    for resource_logs in message.resource_logs:
-        for scope_logs in resource_logs.scope_logs:
-            if scope_logs.scope.name == SCOPE:
-                continue
-            for log in scope_logs.log_records:
-                body = plain(log.body) if log.HasField("body") else None
-                fields = _fields(plain_attributes(log.attributes), body=body, event=getattr(log, "event_name", None))
-                yield OtelRecord(fields, _seconds(log.time_unix_nano or log.observed_time_unix_nano),
-                                 _trace(log.trace_id.hex()), source)
+    for log in _not_ours(message.resource_logs, "scope_logs", "log_records"):
+        body = plain(log.body) if log.HasField("body") else None
+        fields = _fields(plain_attributes(log.attributes), body=body, event=getattr(log, "event_name", None))
+        yield OtelRecord(fields, _seconds(log.time_unix_nano or log.observed_time_unix_nano),
+                         _trace(log.trace_id.hex()), source)
 
 
 def _otlp_spans(message: ExportTraceServiceRequest, source: str) -> Iterator[OtelRecord]:
-    for resource_spans in message.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            if scope_spans.scope.name == SCOPE:
-                continue
-            for span in scope_spans.spans:
-                attributes = plain_attributes(span.attributes)
-                trace = _trace(span.trace_id.hex())
-                yield OtelRecord({"message": span.name} | _fields(attributes), _seconds(span.end_time_unix_nano),
-                                 trace, source)
-                for event in span.events:
-                    fields = _fields(attributes | plain_attributes(event.attributes), event=event.name)
-                    yield OtelRecord({"message": event.name} | fields, _seconds(event.time_unix_nano), trace, source)
+    for span in _not_ours(message.resource_spans, "scope_spans", "spans"):
+        attributes = plain_attributes(span.attributes)
+        trace = _trace(span.trace_id.hex())
+        yield OtelRecord({"message": span.name} | _fields(attributes), _seconds(span.end_time_unix_nano),
+                         trace, source)
+        for event in span.events:
+            fields = _fields(attributes | plain_attributes(event.attributes), event=event.name)
+            yield OtelRecord({"message": event.name} | fields, _seconds(event.time_unix_nano), trace, source)
 
 
 def _otlp(document: dict[str, Any], source: str) -> Iterator[OtelRecord]:
