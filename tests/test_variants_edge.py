@@ -110,3 +110,35 @@ def test_regress_says_in_one_line_when_the_variants_folder_is_a_file(tmp_path):
     (tmp_path / "test_contract_variants").write_text("")
     result = CliRunner().invoke(main, ["regress", str(HEALTHY), "-o", str(tmp_path / "test_contract.py"), "--force"])
     assert result.exit_code == 1 and "is a file" in result.output and "Traceback" not in result.output
+
+
+def with_signed_status_urls(flows):
+    for flow in flows[1:12]:  # the status polls
+        flow.request.query["sig"] = "SIGNEDsecretVALUE"
+    return flows
+
+
+def test_the_variants_description_keeps_no_signed_url_secret_and_still_serves_its_status(tmp_path):
+    derive(str(recording(tmp_path, with_signed_status_urls)), tmp_path / "out", ["slow"])
+    assert "SIGNEDsecretVALUE" not in (tmp_path / "out" / "slow.json").read_text()
+    served = variants_module.serving_file(tmp_path / "out", "slow", tmp_path / "served.flows", spare=3)
+    assert len(read(tmp_path / "served.flows")) == len(read(tmp_path / "out" / "slow.flows")) + 3
+    assert "sig=REDACTED" in served.status_url
+
+
+def test_a_job_can_be_named_by_the_fingerprint_pollwatch_shows_for_it(tmp_path):
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJqb2ItNDIifQ.c2lnbmF0dXJlLXBhcnQ"
+
+    def jwt_job(flows):
+        for flow in flows:
+            for part in (flow.request, flow.response):
+                part.content = part.content.replace(b"e-1001", jwt.encode())
+            flow.request.path = flow.request.path.replace("e-1001", jwt)
+            if "Location" in flow.response.headers:
+                flow.response.headers["Location"] = flow.response.headers["Location"].replace("e-1001", jwt)
+        return flows
+
+    from pollwatch.core.redact import fingerprint
+    written, _ = derive(f"{recording(tmp_path, jwt_job)}:{fingerprint(jwt)}", tmp_path / "out", ["cached"])
+    assert [v.job_id for v in written] == [fingerprint(jwt)]
+    assert jwt not in (tmp_path / "out" / "cached.json").read_text()

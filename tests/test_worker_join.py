@@ -241,3 +241,13 @@ def test_a_locked_database_is_reported_in_one_line(tmp_path, shared_cache):
         holder.close()
     assert result.exit_code != 0 and "database is locked" in result.output
     assert not isinstance(result.exception, sqlite3.Error)
+
+
+@pytest.mark.parametrize("job_id", ["e-1001", "k3j9x2m8q7w1z5c4v6b0n2h8g7f3d1s9a4p6o2i8u5y7t1r3", "job 42",
+                                    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJqb2ItNDIifQ.c2lnbmF0dXJlLXBhcnQ"])
+def test_a_worker_events_job_id_is_stored_as_the_jobs_table_stores_the_same_id(job_id):
+    """Secret-shaped ids become fingerprints on both sides alike, so the worker's event still joins."""
+    from pollwatch.core.redact import safe_value
+    from pollwatch.core.worker import safe_id
+
+    assert safe_id(job_id) == safe_value(job_id)

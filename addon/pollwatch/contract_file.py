@@ -16,9 +16,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from pollwatch import safe_yaml
 from pollwatch.core.config import Config
 from pollwatch.core.contract import Contract, Family
 from pollwatch.errors import ConfigError, first_line
+from pollwatch.files import read_input
 
 HEADER = """\
 # pollwatch job contract: what each asynchronous endpoint family of the API does.
@@ -83,24 +85,22 @@ def load_contract(path: str | Path) -> Contract:
     """Read a contract file; ConfigError naming the file (and line) when it cannot be used."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"contract {path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from exc
+        text = read_input(path, error=ConfigError).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"contract {path}: cannot read ({exc})") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"contract {exc}") from exc
     return parse_contract(text, str(path))
 
 
 def parse_contract(text: str, name: str = "contract") -> Contract:
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        document = loader.construct_document(node) if node is not None else None
+        node, document = safe_yaml.compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f" line {mark.line + 1}:" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"contract {name}:{where} not valid YAML ({problem})") from exc
-    finally:
-        loader.dispose()
     if node is None:
         raise ConfigError(f"contract {name}: empty (expected `version: 1` and `families:`)")
     try:

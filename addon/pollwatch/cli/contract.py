@@ -12,6 +12,8 @@ from rich.console import Console
 
 from pollwatch.cli.options import format_option
 from pollwatch.cli.render import table
+from pollwatch.errors import ConfigError
+from pollwatch.files import atomic_output, check_output
 
 
 @click.group("contract")
@@ -39,13 +41,16 @@ def infer_command(paths: tuple[str, ...], output: str, base: str | None) -> None
     from pollwatch.sources.analysis import infer_contract
     from pollwatch.contract_file import contract_config, dump_contract
 
+    if output != "-":
+        check_output(output, ConfigError)  # a FIFO or a device is refused before any work
     contract, files, jobs = infer_contract(paths, config=contract_config(base))
     name = Path(output).name if output != "-" else "contract.yaml"
     text = dump_contract(contract, name=name, sources=[Path(f).name for f in files])
     if output == "-":
         click.echo(text, nl=False)
         return
-    Path(output).write_text(text, encoding="utf-8")
+    with atomic_output(output, ConfigError, "the contract") as temporary:
+        temporary.write_text(text, encoding="utf-8")
     click.echo(f"wrote {output}: {len(contract.families)} endpoint family(ies) from {jobs} job(s) "
                f"in {len(files)} file(s)", err=True)
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -14,15 +15,30 @@ from typing import Any, ClassVar, TypeVar
 import click
 
 from pollwatch.core.findings import CATALOGUE
+from pollwatch.errors import StorageError
+from pollwatch.files import check_input
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_DB = "pollwatch.sqlite"
 
 
+DATABASE = "pollwatch.database"
+"""Where `--db` is kept in the context's meta: the CLI's error boundary names it in a database error."""
+
+
 def db_option(default: str = DEFAULT_DB, help: str = "pollwatch SQLite database.") -> Callable[[F], F]:
     """`--db FILE`; commands that fill a database of their own name their own default and help."""
-    return click.option("--db", default=default, show_default=True, type=click.Path(dir_okay=False), help=help)
+    return click.option("--db", default=default, show_default=True, type=click.Path(dir_okay=False), help=help,
+                        callback=_database)
+
+
+def _database(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Remember the database, and refuse a FIFO or a device before SQLite opens it."""
+    ctx.meta[DATABASE] = value
+    if value and os.path.lexists(value):
+        check_input(value, StorageError)
+    return value
 
 
 format_option = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",

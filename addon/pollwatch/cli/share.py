@@ -13,11 +13,18 @@ from rich.console import Console
 from rich.table import Table
 
 from pollwatch.cli.options import db_option, format_option
+from pollwatch.errors import RulesError
+from pollwatch.files import check_input
 from pollwatch.share.secrets import Hit, Rules
 
 rules_option = click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None,
                             help="Extra rules (YAML, JSON or TOML): headers, params, keys, patterns, forbidden, "
                                  "keep_headers.")
+
+
+def _rules(path: str | None) -> Rules:
+    """The rules file's rules; a FIFO or a device is refused before it is opened."""
+    return Rules.load(check_input(path, RulesError) if path else None)
 
 
 def _show_hits(hits: Sequence[Hit], fmt: str, title: str) -> None:
@@ -60,7 +67,7 @@ def sanitize(source: str, output: str | None, output_format: str | None, pseudon
     if output is None and not dry_run:
         raise click.UsageError("give the output file with -o OUT (or use --dry-run)")
     result = run(source, None if dry_run else output, fmt=output_format, pseudonymize=pseudonymize,
-                 rules=Rules.load(rules_file), dry_run=dry_run)
+                 rules=_rules(rules_file), dry_run=dry_run)
     if dry_run:
         _show_hits(result.hits, fmt, f"value(s) {source} would lose")
     click.echo(result.line(), err=dry_run and fmt == "json")
@@ -79,7 +86,7 @@ def scan(paths: tuple[str, ...], rules_file: str | None, fmt: str) -> None:
     """
     from pollwatch.share.scan import scan_paths
 
-    hits = scan_paths(paths, Rules.load(rules_file))
+    hits = scan_paths(paths, _rules(rules_file))
     _show_hits(hits, fmt, "possible secret(s)")
     if hits:
         raise SystemExit(1)
@@ -96,7 +103,9 @@ def prune(db: str, older_than: str | None, session: str | None, dry_run: bool) -
     reclaim the disk space (WAL checkpoint + VACUUM)."""
     from pollwatch.store.prune import parse_age
     from pollwatch.store.prune import prune as run
+    from pollwatch.store.query import existing_database
 
+    existing_database(db)  # an empty file is refused, not made a database
     report = run(db, older_than=parse_age(older_than) if older_than else None, session=session, dry_run=dry_run)
     for s in report.sessions:
         click.echo(f"  {s.id}  {s.label or '-'}")

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from pollwatch.cli.options import format_option
 from pollwatch.errors import ConfigError
+from pollwatch.files import check_output
 from pollwatch.testing.cases import CASES, VariantFile
 
 case_option = click.option("--case", "cases", multiple=True, type=click.Choice(list(CASES)),
@@ -100,6 +101,7 @@ def regress(reference: str, out: str, force: bool, cases: tuple[str, ...], slow_
     from pollwatch.testing.regress import write_module
 
     module = Path(out)
+    check_output(module, ConfigError)  # a FIFO or a device is refused before any work
     if module.exists() and not force:
         raise ConfigError(f"{module} exists; pass --force to overwrite it")
     folder = module.with_name(module.stem + "_variants")

@@ -9,19 +9,16 @@ bounded, with URLs redacted: a worker's log line may carry secrets.
 
 from __future__ import annotations
 
-import hashlib
-import math
 import re
-from collections import Counter
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from pollwatch.core.redact import redact_log_text, redact_text
+from pollwatch.core.redact import fingerprint, redact_log_text, redact_text, safe_value
 from pollwatch.core.states import State, Vocabulary
 
 __all__ = ["WorkerEvent", "WorkerSettings", "MESSAGE_LIMIT", "ID_LIMIT", "trace_id_of", "canonical_state",
-           "credential_like", "safe_id"]
+           "safe_id"]
 
 MESSAGE_LIMIT = 200
 """Characters of the log message kept: enough to recognise the line, too few for a payload."""
@@ -30,10 +27,8 @@ ID_LIMIT = 128
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$", re.IGNORECASE)
 _DEFAULT_VOCABULARY = Vocabulary()
-_CREDENTIAL = re.compile(r"^(?:bearer|basic|digest|token)\b|^eyJ[\w-]+\.[\w-]+\.|\s", re.IGNORECASE)
-"""An auth scheme, a JWT, or any whitespace: not an id, whatever the field is called."""
-LONG_SECRET = 48
-"""Characters from which a high-entropy id without separators is taken for a key or token."""
+_AUTH_SCHEME = re.compile(r"^(?:bearer|basic|digest|token)\s", re.IGNORECASE)
+"""A credential with its scheme (`Bearer ...`): not an id, whatever the field is called."""
 
 
 def trace_id_of(value: str | None) -> str | None:
@@ -58,29 +53,16 @@ def _bounded(value: Any, limit: int) -> str | None:
     return text[:limit] if text else None
 
 
-def _entropy(text: str) -> float:
-    """Shannon entropy in bits per character."""
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in Counter(text).values())
-
-
-def credential_like(text: str) -> bool:
-    """An "id" that is really a credential (`Bearer …`, a JWT, a long random key): never stored."""
-    if trace_id_of(text):
-        return False
-    if _CREDENTIAL.search(text):
-        return True
-    return len(text) >= LONG_SECRET and not re.search(r"[-:/.]", text) and _entropy(text) > 4.0
-
-
 def safe_id(value: Any) -> str | None:
-    """An id as stored: bounded, URLs redacted, a credential replaced by a fingerprint (still
-    tells events apart, joins nothing, reveals nothing)."""
+    """An id as stored: bounded and made safe exactly as the jobs table makes its ids (secret-shaped
+    ids become the same fingerprint there and here, so they still join); a credential with its
+    scheme becomes a fingerprint of its own."""
     text = _bounded(value, 4 * ID_LIMIT)
     if text is None:
         return None
-    if credential_like(text):
-        return "redacted-" + hashlib.sha256(text.encode()).hexdigest()[:16]
-    return redact_text(text)[:ID_LIMIT]
+    if _AUTH_SCHEME.match(text):
+        return fingerprint(text)
+    return safe_value(text)[:ID_LIMIT]  # what the jobs table stores for the same id: they join
 
 
 class WorkerEvent(BaseModel):

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from pydantic import BaseModel
 
 from pollwatch.errors import ExportError, StorageError
+from pollwatch.files import atomic_output, check_output
 from pollwatch.otel.jsonform import to_otlp_json
 from pollwatch.otel.trace import trace_request
 from pollwatch.store.query import job_detail, list_jobs, open_database, resolve_job
@@ -88,16 +87,8 @@ def _details(conn: sqlite3.Connection, session: str | None, job: str | None) -> 
 def _write_file(path: Path, requests: list[ExportTraceServiceRequest]) -> None:
     """All lines or none: written beside `path`, then renamed into place."""
     lines = "".join(json.dumps(to_otlp_json(r), separators=(",", ":")) + "\n" for r in requests)
-    temporary: str | None = None
-    try:
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-            out.write(lines)
-        os.replace(temporary, path)
-    except OSError as exc:
-        if temporary:
-            Path(temporary).unlink(missing_ok=True)
-        raise ExportError(f"{path}: cannot write the export ({exc.strerror or exc})") from exc
+    with atomic_output(path, ExportError, "the export") as temporary:
+        temporary.write_text(lines, encoding="utf-8")
 
 
 def _post(url: str, requests: list[ExportTraceServiceRequest]) -> int:
@@ -144,6 +135,8 @@ def export_otlp(db: str | Path, target: str, *, session: str | None = None, job:
     """Export the jobs of `db` (one session, one job, or all) as traces to `target`."""
     where = OtlpTarget(text=target)
     url = where.endpoint() if where.is_endpoint else None  # refuse before reading anything
+    if url is None:
+        check_output(target, ExportError)  # a FIFO or a device too
     details = _read(db, session, job)
     if not details:
         scope = f" in session {session}" if session else ""

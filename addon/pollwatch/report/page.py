@@ -23,6 +23,7 @@ from typing import Any
 from pollwatch import __version__
 from pollwatch.core.findings import CATALOGUE
 from pollwatch.errors import ReportError
+from pollwatch.files import atomic_output, check_output
 from pollwatch.report.data import (
     CHECK_FOUND,
     OUTCOMES,
@@ -104,6 +105,7 @@ def write_report(db: str | Path, out: str | Path, *, session: str | None = None,
                  full: int = DEFAULT_FULL, on_progress: ProgressFn | None = None) -> ReportStats:
     """Read `db`, write the report to `out`. Raises StorageError/ReportError with one-line messages."""
     started = time.perf_counter()
+    check_output(out, ReportError)  # a FIFO or a device is refused before any work
     conn = open_database(db)
     try:
         data = load(conn, str(db), session=session, job_prefix=job_prefix)
@@ -113,10 +115,8 @@ def write_report(db: str | Path, out: str | Path, *, session: str | None = None,
         conn.close()
     text = render(data, chosen, on_progress)
     path = Path(out)
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot write the report ({exc.strerror or exc})") from exc
+    with atomic_output(path, ReportError, "the report") as temporary:  # a full disk leaves the old file
+        temporary.write_text(text, encoding="utf-8")
     return ReportStats(path=path, jobs=len(data.jobs), drawn=len(chosen.to_draw),
                        findings=sum(1 for _ in data.findings), bytes=len(text.encode()),
                        seconds=time.perf_counter() - started)

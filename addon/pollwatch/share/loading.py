@@ -9,25 +9,25 @@ addresses, metadata, websocket messages) can ride along. Writing them out is wri
 from __future__ import annotations
 
 import base64
-import copy
 import ipaddress
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-import yaml
 from mitmproxy import connection, http
 from mitmproxy import flow as mflow
 from mitmproxy import io as mio
-from mitmproxy.utils.strutils import always_bytes, always_str
+from mitmproxy.utils.strutils import always_str
 
+from pollwatch.core.observation import Observation, clean_text
+from pollwatch.core.redact import REDACTED
+from pollwatch.files import open_input
 from pollwatch.share.documents import document_hits
 from pollwatch.share.secrets import Detectors, Hit, preview
+from pollwatch.sources.base import body_bytes, each, mapping, text
 from pollwatch.sources.readers import load_document, read
-from pollwatch.core.redact import REDACTED
 
 HAR_EXTRAS = ("_fromCache", "connection", "pageref")
 """HAR entry fields the analysis reads that flows have no place for; carried to HAR output."""
@@ -74,13 +74,14 @@ FLOW_KINDS = frozenset({"flows", "har", "cassette"})
 def _load_document_only(path: Path, kind: str, detectors: Detectors) -> Loaded:
     """Ruby VCR, go-vcr, Betamax: no flows, every field of the file scanned as it is written."""
     loaded = Loaded(path, kind, [], [])
-    loaded.dropped = document_hits(load_document(path), detectors, str(path), None, None, kind)
+    loaded.dropped = document_hits(_jsonable(load_document(path)), detectors, str(path), None, None, kind)
     return loaded
 
 
 def _load_flows(path: Path, detectors: Detectors) -> Loaded:
+    """The file's HTTP flows as mitmproxy loads them (`read` has checked every one already)."""
     loaded = Loaded(path, "flows", [], [])
-    with path.open("rb") as f:
+    with open_input(path) as f:
         for item in mio.FlowReader(f).stream():
             if not isinstance(item, http.HTTPFlow):
                 loaded.skipped += 1
@@ -105,31 +106,35 @@ def _flow_leftovers(flow: http.HTTPFlow, index: int, file: str, detectors: Detec
 
 
 def _load_har(path: Path, observations: list, detectors: Detectors) -> Loaded:
-    document = json.loads(path.read_bytes())
+    document = load_document(path)  # as `read` parsed it: entries and their types are checked
     loaded = Loaded(path, "har", [], [])
     clients = _Enumerator()
-    for index, (entry, obs) in enumerate(zip(document["log"]["entries"], observations)):
+
+    def add(pair: tuple[dict[str, Any], Observation], index: int) -> None:
+        entry, obs = pair
         request, response = entry["request"], entry["response"]
-        post = request.get("postData") or {}
-        content = response.get("content") or {}
-        text = content.get("text") or ""
-        body = _b64(text) if content.get("encoding") == "base64" else text.encode("utf-8", "surrogateescape")
+        post = request.get("postData") if isinstance(request.get("postData"), dict) else {}  # else scanned below
+        content = mapping(response.get("content"), "response.content", optional=True)
+        body = text(content.get("text") or "", "response.content.text")
         connection_id = entry.get("connection")
         flow = _make_flow(
-            method=request["method"], url=request["url"], version=request.get("httpVersion") or "",
+            method=obs.method, url=obs.url, version=text(request.get("httpVersion") or "", "request.httpVersion"),
             request_headers=_har_headers(request),
-            request_body=(post.get("text") or "").encode("utf-8", "surrogateescape"),
-            status=obs.status, reason=response.get("statusText") or "",
+            request_body=text_bytes(text(post.get("text") or "", "request.postData.text")),
+            status=obs.status, reason=text(response.get("statusText") or "", "response.statusText"),
             response_headers=_har_headers(response),
-            response_body=body, request_ts=obs.request_ts, response_ts=obs.response_ts,
-            peer=("127.0.0.1", clients.number(connection_id)) if connection_id else None,
-            error=(response.get("_error") or "no response recorded"))
+            response_body=_b64(body) if content.get("encoding") == "base64" else text_bytes(body),
+            request_ts=obs.request_ts, response_ts=obs.response_ts,
+            peer=("127.0.0.1", clients.number(str(connection_id))) if connection_id else None,
+            error=text(response.get("_error") or "no response recorded", "response._error"))
         loaded.flows.append(flow)
         loaded.extras.append({k: entry[k] for k in HAR_EXTRAS if k in entry})
-        loaded.dropped += _userinfo_hit(request["url"], str(path), index)
+        loaded.dropped += _userinfo_hit(obs.url, str(path), index)
         rest = _without(entry, HAR_CONSUMED)
         loaded.dropped += _har_cookie_hits(rest, str(path), index)
         loaded.dropped += document_hits(rest, detectors, str(path), index, None, "har")
+
+    each(path, list(zip(document["log"]["entries"], observations)), "HAR entry", add)
     rest = {k: v for k, v in document["log"].items() if k != "entries"}
     loaded.dropped += document_hits(rest, detectors, str(path), None, None, "har log")
     return loaded
@@ -137,7 +142,8 @@ def _load_har(path: Path, observations: list, detectors: Detectors) -> Loaded:
 
 def _har_headers(message: dict[str, Any]) -> list[tuple[str, str]]:
     """HTTP/2 pseudo-headers (`:authority`, `:path`) repeat the URL and are no headers in a flow."""
-    return [(h["name"], h["value"]) for h in message.get("headers", []) if not h["name"].startswith(":")]
+    pairs = [(text(h["name"], "header name"), text(h["value"], "header value")) for h in message.get("headers") or []]
+    return [(name, value) for name, value in pairs if not name.startswith(":")]
 
 
 def _har_cookie_hits(entry: dict[str, Any], file: str, index: int) -> list[Hit]:
@@ -154,24 +160,28 @@ def _har_cookie_hits(entry: dict[str, Any], file: str, index: int) -> list[Hit]:
 
 
 def _load_cassette(path: Path, observations: list, detectors: Detectors) -> Loaded:
-    document = yaml.safe_load(path.read_bytes())
+    document = load_document(path)  # as `read` parsed it (bounded YAML): interactions are checked
     loaded = Loaded(path, "cassette", [], [])
-    for index, (interaction, obs) in enumerate(zip(document["interactions"], observations)):
+
+    def add(pair: tuple[dict[str, Any], Observation], index: int) -> None:
+        interaction, obs = pair
         request, response = interaction["request"], interaction["response"]
         status = response.get("status") or {}
-        body = (response.get("body") or {}).get("string") or b""
+        body, _ = body_bytes(response.get("body"), "response.body")  # as the analysis reads it
         flow = _make_flow(
-            method=str(request["method"]).upper(), url=str(request["uri"]), version="HTTP/1.1",
+            method=obs.method, url=obs.url, version="HTTP/1.1",
             request_headers=_vcr_pairs(request.get("headers")), request_body=_vcr_body(request.get("body")),
             status=obs.status, reason=str(status.get("message") or "") if isinstance(status, dict) else "",
             response_headers=_vcr_pairs(response.get("headers")),
-            response_body=body if isinstance(body, bytes) else str(body).encode("utf-8", "surrogateescape"),
-            request_ts=obs.request_ts, response_ts=obs.response_ts, peer=None, error="no response recorded")
+            response_body=body, request_ts=obs.request_ts, response_ts=obs.response_ts, peer=None,
+            error="no response recorded")
         loaded.flows.append(flow)
         loaded.extras.append({})
-        loaded.dropped += _userinfo_hit(str(request["uri"]), str(path), index)
+        loaded.dropped += _userinfo_hit(obs.url, str(path), index)
         loaded.dropped += document_hits(_without(interaction, CASSETTE_CONSUMED), detectors, str(path), index,
                                         None, "cassette")
+
+    each(path, list(zip(document["interactions"], observations)), "interaction", add)
     return loaded
 
 
@@ -181,7 +191,7 @@ def _make_flow(*, method: str, url: str, version: str, request_headers: list[tup
                error: str) -> http.HTTPFlow:
     """A flow as mitmproxy would have recorded it; bodies are decoded, so content-encoding goes."""
     client = connection.Client(peername=peer or UNKNOWN_PEER, sockname=UNKNOWN_PEER, timestamp_start=request_ts)
-    request = http.Request.make(method, url, b"", make_headers(request_headers))
+    request = http.Request.make(method, ascii_url(url), b"", make_headers(request_headers))
     flow = http.HTTPFlow(client, connection.Server(address=(request.host, request.port)))
     request.http_version = _http_version(version)
     _set_decoded(request, request_body)
@@ -198,9 +208,41 @@ def _make_flow(*, method: str, url: str, version: str, request_headers: list[tup
     return flow
 
 
+PRINTABLE_ASCII = "".join(map(chr, range(33, 127)))
+
+
+def ascii_url(url: str) -> str:
+    """`url` as mitmproxy can make a request of it, as a browser sends it: an international host
+    in IDNA (`xn--`), any other character that is not printable ASCII percent-encoded."""
+    if url.isascii() and " " not in url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_host = quote(host, safe="")
+    userinfo, _, _ = parts.netloc.rpartition("@")
+    netloc = ((quote(userinfo, safe=PRINTABLE_ASCII) + "@" if userinfo else "")
+              + (f"[{ascii_host}]" if ":" in ascii_host else ascii_host) + (f":{parts.port}" if parts.port else ""))
+    rest = url[url.index(parts.netloc) + len(parts.netloc):] if parts.netloc else url
+    return f"{parts.scheme}://{netloc}{quote(rest, safe=PRINTABLE_ASCII)}"
+
+
 def make_headers(pairs: Iterable[tuple[str, str]]) -> http.Headers:
-    return http.Headers([(always_bytes(k, "utf-8", "surrogateescape"), always_bytes(v, "utf-8", "surrogateescape"))
-                         for k, v in pairs])
+    return http.Headers([(text_bytes(k), text_bytes(v)) for k, v in pairs])
+
+
+def text_bytes(value: str | bytes) -> bytes:
+    """Text as the bytes it stands for: bytes that were not UTF-8 come back (mitmproxy keeps them as
+    surrogate escapes); any other lone surrogate (a `\\ud800` escape in JSON) becomes U+FFFD, as
+    the analysis reads it."""
+    if isinstance(value, bytes):
+        return value
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return clean_text(value).encode("utf-8")
 
 
 def _set_decoded(message: http.Message, body: bytes) -> None:
@@ -236,7 +278,7 @@ def _vcr_body(body: Any) -> bytes:
         body = body.get("string")
     if body is None:
         return b""
-    return body if isinstance(body, bytes) else str(body).encode("utf-8", "surrogateescape")
+    return text_bytes(body if isinstance(body, bytes) else str(body))
 
 
 def _b64(text: str) -> bytes:
@@ -245,7 +287,7 @@ def _b64(text: str) -> bytes:
 
 def _without(document: dict[str, Any], consumed: dict[str, tuple[str, ...]]) -> dict[str, Any]:
     """A copy of a HAR entry / cassette interaction without the parts that became the flow."""
-    rest = copy.deepcopy(document)
+    rest = _jsonable(document)  # a copy with text keys: YAML keys may be numbers, dates or null
     for section, paths in consumed.items():
         for dotted in paths:
             node = rest.get(section)

@@ -21,7 +21,7 @@ from pollwatch.errors import PseudonymizeError
 from pollwatch.mitm.flows import observation_from_flow
 from pollwatch.core.references import ID_HEADERS
 from pollwatch.share.secrets import Detectors
-from pollwatch.core.redact import REDACTED, key_words
+from pollwatch.core.redact import REDACTED, key_words, secret_shapes
 from pollwatch.core.tracking import Tracker
 
 
@@ -30,7 +30,9 @@ from pollwatch.core.tracking import Tracker
 
 def known_ids(flows: list[http.HTTPFlow], detectors: Detectors) -> frozenset[str]:
     """Job ids (what pollwatch's own core recognises), request/operation ids (id headers) and
-    id-named JSON values: kept (never mistaken for secrets) and, with --pseudonymize, replaced."""
+    id-named JSON values: kept (never mistaken for secrets) and, with --pseudonymize, replaced.
+    An id shaped like a secret (a JWT, a key, a random token) is not kept: the detectors replace
+    it by its fingerprint, the same in its path, Location and body, so its job still links."""
     tracker = Tracker()
     ids: set[str] = set()
     for flow in flows:
@@ -44,7 +46,7 @@ def known_ids(flows: list[http.HTTPFlow], detectors: Detectors) -> frozenset[str
             if message is not None:
                 ids.update(v for k, v in message.headers.items(multi=True) if is_id_header(k))
                 ids.update(_json_ids(message, detectors))
-    return frozenset(i for i in ids if i and len(i) <= 200)
+    return frozenset(i for i in ids if i and len(i) <= 200 and not secret_shapes(i))
 
 
 def is_id_header(name: str) -> bool:

@@ -9,7 +9,6 @@ into place only if the scan finds nothing left.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from mitmproxy import http
 
 from pollwatch.errors import PseudonymizeError, SanitizeError
+from pollwatch.files import atomic_output, check_input, check_output
 from pollwatch.share.loading import FLOW_KINDS, ClientAddresses, fresh_copy, load
 from pollwatch.share.pseudonymize import Pseudonymizer, known_ids
 from pollwatch.share.redactor import FlowRedactor
@@ -47,9 +47,7 @@ class SanitizeResult:
 def sanitize(source: str | Path, output: str | Path | None, *, fmt: str | None = None, pseudonymize: bool = False,
              rules: Rules | None = None, dry_run: bool = False) -> SanitizeResult:
     """Redact one recording into a new file (written aside, scanned, then renamed into place)."""
-    source = Path(source)
-    if not source.is_file():
-        raise SanitizeError(f"{source}: no such file")
+    source = check_input(source, SanitizeError)  # a FIFO or a device is refused before it is opened
     detectors = Detectors(rules)
     loaded = load(source, detectors)
     if loaded.kind not in FLOW_KINDS:
@@ -100,25 +98,20 @@ def _refuse_overwriting_input(source: Path, target: Path) -> None:
         raise SanitizeError(f"{target}: is the input file; write the sanitized copy somewhere else")
     if target.is_dir():
         raise SanitizeError(f"{target}: is a folder; give a file name")
+    check_output(target, SanitizeError)  # a FIFO or a device is refused before any work
 
 
 def _write_checked(flows: list[http.HTTPFlow], extras: list[dict[str, Any]], target: Path, fmt: str,
                    rules: Rules | None) -> None:
     """Write beside the target, scan what was written, rename into place only if it is clean."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
-    temp = Path(temp_name)
-    try:
+    with atomic_output(target, SanitizeError, "the sanitized copy") as temp:
         WRITERS[fmt](flows, extras, temp)
         left = scan_recording(temp, Detectors(rules))
         if left:
             first = left[0]
             raise SanitizeError(f"refusing to write {target}: the scan still finds {len(left)} secret(s) in the "
                                 f"sanitized output, first in flow {first.flow} at {first.location} ({first.rule})")
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 __all__ = ["SanitizeError", "SanitizeResult", "sanitize"]

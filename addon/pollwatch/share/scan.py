@@ -64,15 +64,16 @@ def _is_sqlite(path: Path) -> bool:
 
 
 def scan_database(path: Path, detectors: Detectors) -> list[Hit]:
-    """Every text column of a pollwatch database; JSON columns walked like bodies."""
-    from pollwatch.store.database import COLUMNS, PRIMARY_KEYS, connect
+    """Every text column of a pollwatch database; JSON columns walked like bodies. Opened read-only
+    (scanning changes nothing); a damaged one is a one-line StorageError naming it."""
+    from pollwatch.store.database import COLUMNS, PRIMARY_KEYS
+    from pollwatch.store.query import open_database
 
-    db = connect(path)
+    conn = open_database(path)
     try:
-        conn = db.conn
         ids = {r[0] for r in conn.execute("select job_id from jobs") if r[0]}
         for (text,) in conn.execute("select ids from polls where ids is not null"):
-            ids.update(str(v) for v in json.loads(text).values())
+            ids.update(str(v) for v in _json_object(text).values())
         detectors = detectors.with_protected(frozenset(ids))
         hits: list[Hit] = []
         for table, columns in COLUMNS.items():
@@ -83,7 +84,16 @@ def scan_database(path: Path, detectors: Detectors) -> list[Hit]:
                     hits += _cell_hits(str(path), f"{table}:{row[0]}", column, value, detectors)
         return hits
     finally:
-        db.conn.close()
+        conn.close()
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """A JSON object column as written, or empty when damage made it something else."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _cell_hits(file: str, where: str, column: str, value: Any, detectors: Detectors) -> list[Hit]:

@@ -8,13 +8,10 @@ same `Detectors` object, so a sanitized file scans clean by construction, except
 from __future__ import annotations
 
 import json
-import math
 import re
 import tomllib
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -23,8 +20,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pollwatch.errors import RulesError, first_line
-from pollwatch.core.redact import REDACTED, is_sensitive_header, is_sensitive_key, is_sensitive_name
-
+from pollwatch.core.redact import (
+    ENCODED_PAIR, JWT, KNOWN_TOKEN, QUERY_PAIR, REDACTED, TOKEN_RUN, USERINFO, fingerprint, is_random, is_sensitive_header,
+    is_sensitive_key, is_sensitive_name,
+)
 
 
 @dataclass(frozen=True)
@@ -102,32 +101,21 @@ class Rules(BaseModel):
 
 # --- value detectors: one function per rule ---------------------------------------------------
 
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _AUTH_SCHEME = re.compile(r"(?i)\b(?:bearer|basic|digest|negotiate|ntlm|token)\s+([A-Za-z0-9._~+/=-]{8,})")
 _EMAIL = re.compile(r"(?<![\w/:.%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
-_USERINFO = re.compile(r"(?<=://)([^/\s@\"'<>?#]+)@")
-_QUERY_PAIR = re.compile(r"(?<=[?&])([^=&#\s\"'<>?]+)=([^&#\s\"'<>]*)")
 _ASSIGNMENT = re.compile(
     r"(?i)(?<![\w-])([\w.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|authorization|credential|session_?id"
     r"|signature|private[_-]?key|access[_-]?key)[\w.-]*)[\"']?\s*[=:]\s*[\"']?([^\s\"'&;,<>{}]{4,})")
 _PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----")
-_KNOWN_TOKEN = re.compile(
-    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{30,}"
-    r"|\bxox[abprs]-[A-Za-z0-9-]{10,}|\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|\bAIza[0-9A-Za-z_-]{35}"
-    r"|\bglpat-[A-Za-z0-9_-]{20,}|\bnpm_[A-Za-z0-9]{36}")
-_TOKEN_RUN = re.compile(r"[A-Za-z0-9+_-]{20,}={0,2}")
-_PLAIN_SEGMENT = re.compile(r"[a-z]+|[A-Z][a-z]+|[A-Z]+|[0-9]+")
-_HEX_ID = re.compile(r"[0-9a-fA-F-]+")
-
 AUTH_SCHEMES = frozenset({"bearer", "basic", "digest", "negotiate", "ntlm", "token"})
-ENTROPY_MIN_LENGTH = 20
-ENTROPY_BITS = 3.7
-"""Random base62/base64 of 20+ characters scores above this; words, paths and identifiers below."""
+SHAPE_RULES = frozenset({"jwt", "known-token", "high-entropy"})
+"""Rules that recognise a secret by its shape (core/redact.py's, the database's too): such a value
+becomes its fingerprint, so an id that was a token still links its job's path, Location and body."""
 
 
 def find_jwt(text: str) -> Iterator[Span]:
     """JSON Web Tokens (header.payload.signature, both parts base64url JSON)."""
-    for m in _JWT.finditer(text):
+    for m in JWT.finditer(text):
         yield Span(m.start(), m.end(), "jwt")
 
 
@@ -150,16 +138,18 @@ def find_email(text: str) -> Iterator[Span]:
 
 def find_userinfo(text: str) -> Iterator[Span]:
     """`user:password@` in URLs."""
-    for m in _USERINFO.finditer(text):
+    for m in USERINFO.finditer(text):
         if _unredacted(m.group(1)):
             yield Span(m.start(1), m.end(1), "url-userinfo")
 
 
 def find_query_secret(text: str, is_sensitive: Callable[[str], bool] = is_sensitive_name) -> Iterator[Span]:
-    """`?token=...` / `&sig=...` in URLs, absolute or relative, wherever they appear."""
-    for m in _QUERY_PAIR.finditer(text):
-        if is_sensitive(unquote_plus(m.group(1))) and _unredacted(m.group(2)):
-            yield Span(m.start(2), m.end(2), "sensitive-param", unquote_plus(m.group(1)))
+    """`?token=...` / `&sig=...` / `#access_token=...` in URLs, absolute or relative, wherever they appear,
+    and percent-encoded in a URL inside a query value (`%3Fsig%3D...`)."""
+    for pattern in (QUERY_PAIR, ENCODED_PAIR) if "%" in text else (QUERY_PAIR,):
+        for m in pattern.finditer(text):
+            if is_sensitive(unquote_plus(m.group(1))) and _unredacted(m.group(2)):
+                yield Span(m.start(2), m.end(2), "sensitive-param", unquote_plus(m.group(1)))
 
 
 def find_assignment(text: str) -> Iterator[Span]:
@@ -177,40 +167,17 @@ def find_private_key(text: str) -> Iterator[Span]:
 
 def find_known_token(text: str) -> Iterator[Span]:
     """Vendor key formats the entropy rule can miss (AWS key ids are all capitals, say)."""
-    for m in _KNOWN_TOKEN.finditer(text):
+    for m in KNOWN_TOKEN.finditer(text):
         yield Span(m.start(), m.end(), "known-token")
 
 
 def find_high_entropy(text: str, protected: frozenset[str] = frozenset()) -> Iterator[Span]:
     """Long random-looking strings (API keys, session ids, signatures). Hex strings such as
     UUIDs, hashes and trace ids are left alone, like ids pollwatch knows as job or request ids."""
-    for m in _TOKEN_RUN.finditer(text):
+    for m in TOKEN_RUN.finditer(text):
         value = m.group(0)
         if value not in protected and is_random(value):
             yield Span(m.start(), m.end(), "high-entropy")
-
-
-def is_random(value: str) -> bool:
-    """Mixed letters and digits with high per-character entropy, not hex, not REDACTED-based."""
-    core = value.strip("=-_")
-    if len(core) < ENTROPY_MIN_LENGTH or _HEX_ID.fullmatch(core) or REDACTED in core:
-        return False
-    if not (any(c.isdigit() for c in core) and any(c.islower() for c in core) and any(c.isupper() for c in core)):
-        return False
-    segments = re.split(r"[+_-]", core)  # `184-linuxkit-x86_64-with-Ubuntu-18` is words, not noise
-    mixed = sum(len(s) for s in segments if not _PLAIN_SEGMENT.fullmatch(s))
-    return mixed >= len(core) / 2 and shannon_bits(core) >= ENTROPY_BITS and _class_switches(core) >= 0.42
-
-
-def shannon_bits(text: str) -> float:
-    counts = Counter(text)
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
-
-
-def _class_switches(text: str) -> float:
-    """How often neighbouring characters change class: random strings often, CamelCase words rarely."""
-    kinds = ["d" if c.isdigit() else "u" if c.isupper() else "l" if c.islower() else "o" for c in text]
-    return sum(a != b for a, b in pairwise(kinds)) / max(len(text) - 1, 1)
 
 
 def _unredacted(value: str) -> bool:
@@ -274,22 +241,24 @@ class Detectors:
         return [Span(m.start(), m.end(), f"forbidden {p.pattern}") for p in self._forbidden for m in p.finditer(text)]
 
     def redact_text(self, text: str) -> tuple[str, list[tuple[Span, str]]]:
-        """`text` with every span replaced by REDACTED, and what was replaced."""
+        """`text` with every span replaced (by REDACTED; a shape by its fingerprint), and what was replaced."""
         spans = self.spans(text)
         if not spans:
             return text, []
         out, cursor, replaced = [], 0, []
         for span in spans:
-            out += [text[cursor:span.start], REDACTED]
-            replaced.append((span, text[span.start:span.end]))
+            original = text[span.start:span.end]
+            out += [text[cursor:span.start], fingerprint(original) if span.rule in SHAPE_RULES else REDACTED]
+            replaced.append((span, original))
             cursor = span.end
         out.append(text[cursor:])
         return "".join(out), replaced
 
 
 def _non_overlapping(spans: list[Span]) -> list[Span]:
+    """Earliest and longest first; of two alike, a rule by name (REDACTED) before a shape."""
     kept: list[Span] = []
-    for span in sorted(spans, key=lambda s: (s.start, -(s.end - s.start))):
+    for span in sorted(spans, key=lambda s: (s.start, -(s.end - s.start), s.rule in SHAPE_RULES)):
         if not kept or span.start >= kept[-1].end:
             kept.append(span)
     return kept

@@ -13,6 +13,8 @@ from typing import Any
 from mitmproxy import http
 from mitmproxy import io as mio
 
+from pollwatch.core.observation import clean_text
+from pollwatch.mitm.flows import request_url
 from pollwatch.share.loading import UNKNOWN_PEER
 
 
@@ -31,11 +33,13 @@ def write_har(flows: list[http.HTTPFlow], extras: list[dict[str, Any]], target: 
 
     har = SaveHar().make_har(flows)
     for entry, flow, extra in zip(har["log"]["entries"], flows, extras):
+        if flow.request.method != "CONNECT":
+            entry["request"]["url"] = request_url(flow.request)  # an IPv6 host in brackets, unlike pretty_url
         peer = flow.client_conn.peername
         if peer and tuple(peer) != UNKNOWN_PEER:
             entry["connection"] = f"{peer[0]}:{peer[1]}"
         entry.update(extra)
-    target.write_text(json.dumps(har, indent=2, ensure_ascii=False), encoding="utf-8")
+    target.write_text(clean_text(json.dumps(har, indent=2, ensure_ascii=False)), encoding="utf-8")  # valid UTF-8
 
 
 WRITERS: dict[str, Callable[[list[http.HTTPFlow], list[dict[str, Any]], Path], None]] = {

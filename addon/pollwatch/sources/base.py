@@ -9,8 +9,8 @@ About 360 lines: these helpers are what keeps six readers short and alike.
 from __future__ import annotations
 
 import base64
-import math
 import binascii
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +20,7 @@ from typing import Any
 from pollwatch.core.cache import parse_http_date
 from pollwatch.core.observation import BODY_EXCERPT_LIMIT, Headers, Observation
 from pollwatch.errors import ReadError, first_line
+from pollwatch.files import check_input, read_input
 from pollwatch.mitm.decoding import decode_excerpt
 
 SYNTHETIC_SPACING = 1.0
@@ -67,7 +68,7 @@ def expand(paths: Iterable[str | Path]) -> list[Path]:
             files += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
                             and (p.suffix.lower() in RECORDING_SUFFIXES or _json_recording(p)))
         elif path.exists():
-            files.append(path)
+            files.append(check_input(path))  # a FIFO or a device is refused here, never opened
         else:
             raise ReadError(f"{path}: no such file or folder")
     return files
@@ -77,9 +78,8 @@ def _json_recording(path: Path) -> bool:
     if path.suffix.lower() != ".json":
         return False
     try:
-        with path.open("rb") as f:
-            head = f.read(4096)
-    except OSError:
+        head = read_input(path, 4096)
+    except ReadError:
         return True  # let read() say why it cannot be read
     return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") and any(k in head for k in JSON_RECORDING_KEYS)
 
@@ -90,7 +90,8 @@ class Malformed(ValueError):
     """A part of an interaction is missing or of the wrong type; the text says which."""
 
 
-ENTRY_ERRORS = (Malformed, KeyError, TypeError, ValueError, AttributeError, OverflowError)
+ENTRY_ERRORS = (Malformed, LookupError, TypeError, ValueError, AttributeError, OverflowError)
+"""What building one exchange from a damaged document can raise: a one-line ReadError each."""
 
 
 def describe(exc: BaseException) -> str:

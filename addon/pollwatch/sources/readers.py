@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 
+from pollwatch import safe_yaml
 from pollwatch.errors import ReadError, first_line
+from pollwatch.files import read_input
 from pollwatch.sources import betamax, govcr, har, mitmflows, ruby_vcr, vcrpy
 from pollwatch.sources.base import (
     SEQUENCE_STEP,
@@ -68,11 +70,7 @@ def load_document(path: Path) -> Any:
 
 
 def _bytes(path: Path, limit: int = -1) -> bytes:
-    try:
-        with path.open("rb") as f:
-            return f.read(limit)
-    except OSError as exc:
-        raise ReadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    return read_input(path, limit)  # regular files only: a FIFO or a device would never end
 
 
 def _is_text(head: bytes) -> bool:
@@ -87,7 +85,7 @@ def _is_text(head: bytes) -> bool:
 
 def _load_json(path: Path, data: bytes, head: bytes) -> Any:
     try:
-        return json.loads(data)
+        return _shallow(json.loads(data))
     except (ValueError, RecursionError) as exc:
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         problem = exc.msg if isinstance(exc, json.JSONDecodeError) else first_line(exc)
@@ -100,8 +98,20 @@ def _load_json(path: Path, data: bytes, head: bytes) -> Any:
         raise ReadError(f"{path}: {what}: invalid JSON{where} ({problem})") from exc
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """Safe YAML, plus Ruby's `!binary` (Psych's tag for bytes that are not text)."""
+def _shallow(document: Any) -> Any:
+    """`document` if it nests at most safe_yaml.DEPTH_LIMIT levels (JSON has no aliases to bound,
+    but walkers of a deeper one would break on the recursion limit); else ValueError."""
+    level: list[Any] = [document]
+    for _ in range(safe_yaml.DEPTH_LIMIT):
+        level = [child for item in level if isinstance(item, (dict, list))
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return document
+    raise ValueError(f"nested deeper than {safe_yaml.DEPTH_LIMIT} levels")
+
+
+class _Loader(safe_yaml.BoundedLoader):
+    """Safe, bounded YAML, plus Ruby's `!binary` (Psych's tag for bytes that are not text)."""
 
 
 def _binary(loader: yaml.SafeLoader, node: yaml.Node) -> bytes:
@@ -116,7 +126,7 @@ _Loader.add_constructor("!binary", _binary)
 
 def _load_yaml(path: Path, data: bytes, head: bytes) -> Any:
     try:
-        return yaml.load(data, Loader=_Loader)  # a SafeLoader subclass
+        return safe_yaml.load(data, _Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -28,7 +28,7 @@ from pollwatch.errors import StorageError, first_line
 from pollwatch import __version__
 from pollwatch.core.findings import Finding
 from pollwatch.core.records import JobSnapshot, PollRecord, Transition, Update
-from pollwatch.core.redact import safe_text
+from pollwatch.core.redact import safe_value
 from pollwatch.core.verification import CheckRecord
 from pollwatch.core.worker import WorkerEvent
 from pollwatch.store.views import ensure_views
@@ -366,12 +366,12 @@ class Store:
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    """A row ready for SQLite: nested values as JSON, URLs in any text with secrets redacted."""
+    """A row ready for SQLite: every text made safe (core/redact.py), nested values as JSON."""
     out: dict[str, Any] = {}
-    for key, value in row.items():
-        if isinstance(value, dict | list):  # most are empty; ASCII without "://" is safe as it is
+    for key, value in ((k, safe_value(v, k)) for k, v in row.items()):
+        if isinstance(value, dict | list):  # most are empty
             value = json.dumps(value, sort_keys=True) if value else "{}" if isinstance(value, dict) else "[]"
-        out[key] = safe_text(value) if isinstance(value, str) and ("://" in value or not value.isascii()) else value
+        out[key] = value
     return out
 
 

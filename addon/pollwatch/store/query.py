@@ -27,18 +27,18 @@ SEVERITIES = tuple(s.value for s in Severity)  # least to most severe
 
 
 
+DAMAGE = (sqlite3.DatabaseError, UnicodeDecodeError)
+"""What reading damaged pages raises: SQLite's own errors, or text that is no longer UTF-8."""
+
+
 def open_database(path: str | Path) -> sqlite3.Connection:
     """A read-only connection to an existing pollwatch database, or a one-line StorageError.
     Reading never creates or changes a file: an empty file stays empty, and views or tables an
     older database lacks are made for this connection only (TEMP)."""
-    file = Path(path)
-    if not file.exists():
-        raise StorageError(f"{path}: no such database (run `pollwatch run --db {path}` or `pollwatch demo` first)")
-    if not file.is_file() or file.stat().st_size == 0:
-        raise StorageError(f"{path}: not a pollwatch database ({'empty file' if file.is_file() else 'not a file'})")
+    file = existing_database(path)
     try:
         conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
-                               timeout=BUSY_TIMEOUT_MS / 1000)
+                               timeout=BUSY_TIMEOUT_MS / 1000, factory=_ReadConnection)
         conn.text_factory = lambda raw: raw.decode("utf-8", "replace")  # damaged pages must not raise
         tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
         if "meta" not in tables:
@@ -52,10 +52,72 @@ def open_database(path: str | Path) -> sqlite3.Connection:
         ensure_views(conn, temporary=True)
     except sqlite3.OperationalError as exc:
         raise StorageError(f"{path}: cannot read the database ({first_line(exc)})") from exc
-    except sqlite3.DatabaseError as exc:
+    except DAMAGE as exc:
         raise StorageError(f"{path}: not a usable SQLite database ({first_line(exc)})") from exc
     conn.row_factory = sqlite3.Row
+    conn.path = str(path)  # from here on, an SQLite error is a StorageError naming it
     return conn
+
+
+def existing_database(path: str | Path) -> Path:
+    """`path` if it is a file that may hold a database; else a StorageError (an empty file is no
+    database, and must not become one by being opened)."""
+    file = Path(path)
+    if not file.exists():
+        raise StorageError(f"{path}: no such database (run `pollwatch run --db {path}` or `pollwatch demo` first)")
+    if not file.is_file() or file.stat().st_size == 0:
+        raise StorageError(f"{path}: not a pollwatch database ({'empty file' if file.is_file() else 'not a file'})")
+    return file
+
+
+def database_failure(path: str | Path, exc: Exception, doing: str = "read") -> StorageError:
+    """The one line for a database that fails once in use: damaged pages, a schema that is not
+    pollwatch's (a missing column), or a lock held too long."""
+    hint = "; `sqlite3 FILE .recover` may save what is left" if "malformed" in str(exc) else ""
+    return StorageError(f"{path}: cannot {doing} the database ({first_line(exc)}{hint})")
+
+
+class _ReadCursor(sqlite3.Cursor):
+    """A cursor of `open_database`: an SQLite error while rows are read is a StorageError naming
+    the file (damaged pages are often met only there, long after the database opened)."""
+
+    connection: _ReadConnection
+
+    def execute(self, sql: str, parameters: Any = ()) -> "_ReadCursor":
+        try:
+            return super().execute(sql, parameters)
+        except DAMAGE as exc:
+            raise self.connection.failed(exc) from exc
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except DAMAGE as exc:
+            raise self.connection.failed(exc) from exc
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except DAMAGE as exc:
+            raise self.connection.failed(exc) from exc
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except DAMAGE as exc:
+            raise self.connection.failed(exc) from exc
+
+
+class _ReadConnection(sqlite3.Connection):
+    """`execute` on cursors that turn SQLite errors into one line naming the file."""
+
+    path = ""  # set once the database is open and checked; errors before that are open_database's
+
+    def failed(self, exc: sqlite3.DatabaseError | UnicodeDecodeError) -> Exception:
+        return database_failure(self.path, exc) if self.path else exc
+
+    def execute(self, sql: str, parameters: Any = ()) -> _ReadCursor:  # type: ignore[override]
+        return self.cursor(_ReadCursor).execute(sql, parameters)
 
 
 def iso(ts: float | None) -> str | None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pollwatch.errors import ConfigError
+from pollwatch.files import atomic_output
 from pollwatch.testing.cases import VariantFile
 
 FILL_IN_START = "# ==== FILL IN: how to run your client against the variant ===="
@@ -56,4 +58,5 @@ def module_text(variants: list[VariantFile], folder: str) -> str:
 
 
 def write_module(path: Path, variants: list[VariantFile], folder: Path) -> None:
-    path.write_text(module_text(variants, folder.name), encoding="utf-8")
+    with atomic_output(path, ConfigError, "the test module") as temporary:
+        temporary.write_text(module_text(variants, folder.name), encoding="utf-8")

@@ -18,8 +18,10 @@ from urllib.parse import urlsplit
 
 from mitmproxy import http, io
 
+from pollwatch.core.redact import redact_url, safe_text, safe_value
 from pollwatch.core.tracking import Tracker
-from pollwatch.errors import ReadError
+from pollwatch.errors import ConfigError, ReadError
+from pollwatch.files import atomic_output, open_input
 from pollwatch.mitm.flows import observation_from_flow, request_url
 from pollwatch.testing.cases import CASES, VariantFile, load_variant
 
@@ -65,11 +67,11 @@ def parse_reference(reference: str) -> tuple[Path, str | None]:
 
 
 def read_flows(path: Path) -> list[http.HTTPFlow]:
-    try:
-        with path.open("rb") as f:
+    with open_input(path) as f:  # a FIFO or a device is refused, never waited on
+        try:
             return [flow for flow in io.FlowReader(f).stream() if isinstance(flow, http.HTTPFlow)]
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is one line for the user
-        raise ReadError(f"{path}: not a readable mitmproxy flow file ({exc})") from exc
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is one line for the user
+            raise ReadError(f"{path}: not a readable mitmproxy flow file ({exc})") from exc
 
 
 def find_job(flows: Sequence[http.HTTPFlow], job_id: str | None, source: Path) -> JobFlows:
@@ -85,7 +87,8 @@ def find_job(flows: Sequence[http.HTTPFlow], job_id: str | None, source: Path) -
                 jobs[each.job.job_id] = each.job
     chosen = next((j for j in jobs.values() if job_id is None and j.terminal_state == "succeeded"), None)
     if job_id is not None:
-        chosen = jobs.get(job_id) or next((j for i, j in jobs.items() if i.startswith(job_id)), None)
+        chosen = (jobs.get(job_id) or next((j for i, j in jobs.items() if safe_value(i) == job_id), None)  # as shown
+                  or next((j for i, j in jobs.items() if i.startswith(job_id)), None))
     if chosen is None:
         raise ReadError(f"{source}: no job {job_id!r}" if job_id else f"{source}: no job that ends succeeded")
     if chosen.terminal_state != "succeeded" or chosen.create_flow_id is None:
@@ -291,7 +294,7 @@ def redact(flow: http.HTTPFlow) -> http.HTTPFlow:
 
 
 def write_flows(path: Path, flows: Iterable[http.HTTPFlow]) -> None:
-    with path.open("wb") as f:
+    with atomic_output(path, what="the flows") as temporary, temporary.open("wb") as f:
         writer = io.FlowWriter(f)
         for flow in flows:
             writer.add(flow)
@@ -308,7 +311,10 @@ def derive(reference: str, out: Path, names: Sequence[str] = tuple(CASES), *,
     `keep_credentials`); (written, skipped notes)."""
     source, job_id = parse_reference(reference)
     job = find_job(read_flows(source), job_id, source)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file, a FIFO or a device of that name
+        raise ConfigError(f"{out}: cannot make the variants folder there ({exc.strerror or exc})") from exc
     written, skipped = [], []
     for name in names:
         spec = CASES[name]
@@ -321,17 +327,20 @@ def derive(reference: str, out: Path, names: Sequence[str] = tuple(CASES), *,
         except Exception as exc:  # noqa: BLE001 - one odd case must not cost the user the others
             skipped.append(f"{name}: could not be derived ({type(exc).__name__}: {exc})")
             continue
-        sidecar = VariantFile(case=spec, source=str(source), job_id=job.job_id,
+        sidecar = VariantFile(case=spec, source=str(source), job_id=safe_value(job.job_id),  # committed: no secrets
                               base_url=origin(request_url(job.create.request)),
-                              create_method=job.create.request.method, create_url=request_url(job.create.request),
-                              status_url=request_url(job.terminal.request),
+                              create_method=job.create.request.method,
+                              create_url=redact_url(request_url(job.create.request)),
+                              status_url=redact_url(request_url(job.terminal.request)),
                               status_polls=sum(1 for f in flows if request_url(f.request) == request_url(
                                   job.terminal.request) and f.request.method in ("GET", "HEAD")))
         first = clone(flows[0])
-        first.comment = f"pollwatch variant {name} of {source.name}:{job.job_id}: a correct client must {spec.must}"
+        first.comment = safe_text(f"pollwatch variant {name} of {source.name}:{job.job_id}: a correct client must "
+                                  f"{spec.must}")
         first.metadata["pollwatch_variant"] = sidecar.model_dump(mode="json")
         write_flows(out / f"{name}.flows", [first, *flows[1:]] if keep_credentials else map(redact, [first, *flows[1:]]))
-        (out / f"{name}.json").write_text(sidecar.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        with atomic_output(out / f"{name}.json", what="the variant's description") as temporary:
+            temporary.write_text(sidecar.model_dump_json(indent=2) + "\n", encoding="utf-8")
         written.append(sidecar)
     return written, skipped
 
@@ -342,6 +351,6 @@ def serving_file(directory: str | Path, name: str, target: Path, spare: int = SP
     last status answer, so a client that polls on after the end is seen doing so, not cut off."""
     variant, path = load_variant(directory, name)
     flows = sorted(read_flows(path), key=lambda f: f.request.timestamp_start)
-    status = [f for f in flows if request_url(f.request) == variant.status_url and f.request.method == "GET"]
+    status = [f for f in flows if redact_url(request_url(f.request)) == variant.status_url and f.request.method == "GET"]
     write_flows(target, [*flows, *(clone(status[-1]) for _ in range(spare if status else 0))])
     return variant
