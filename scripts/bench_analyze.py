@@ -7,7 +7,11 @@ alternately runs in a subprocess (measured with os.wait4: that child's own peak 
 - bare: FlowReader over the file(s), touching every response body;
 - analyze: `pollwatch analyze FILES --db NEW.sqlite`.
 
-Ratios are taken within one run, so a busy machine slows both sides alike.
+Ratios are taken within one run, so a busy machine slows both sides alike. `pollwatch analyze`
+reads a large flow file in a second process (sources/flowpipe.py): the CPU time counts both
+processes, "MB RSS" is the larger one's peak (what wait4 reports) and "MB all" the peak of both
+together (sampled from /proc every 0.1 s). `--keep-db` leaves the last database of the largest
+size where scripts/bench_queries.py looks for it.
 
     .venv/bin/python scripts/bench_analyze.py [--jobs 1000 10000 100000] [--polls 10] [--files 1] [--rounds 2]
 """
@@ -52,7 +56,7 @@ def _template() -> dict:
 
 
 def _flow(template: dict, serial: int, method: bytes, path: str, status: int, headers: list[tuple[bytes, bytes]],
-          body: bytes, ts: float) -> dict:
+          body: bytes, ts: float, cache: bytes = b"no-store") -> dict:
     state = copy.deepcopy(template)
     state["id"] = f"00000000-0000-4000-8000-{serial:012d}"
     state["client_conn"]["id"] = state["server_conn"]["id"] = state["id"]
@@ -60,15 +64,16 @@ def _flow(template: dict, serial: int, method: bytes, path: str, status: int, he
     request.update(method=method, path=path.encode(), headers=((b"host", b"127.0.0.1:8000"),),
                    timestamp_start=ts, timestamp_end=ts + 0.001)
     response.update(status_code=status, reason=b"Accepted" if status == 202 else b"OK", content=body,
-                    headers=tuple([(b"content-type", b"application/json"), (b"cache-control", b"no-store"),
+                    headers=tuple([(b"content-type", b"application/json"), (b"cache-control", cache),
                                    (b"content-length", str(len(body)).encode()), *headers]),
                     timestamp_start=ts + 0.002, timestamp_end=ts + 0.003)
     state["timestamp_created"] = ts
     return state
 
 
-def generate(path: Path, jobs: int, polls: int, files: int) -> list[Path]:
-    """`files` flow files (each in time order; jobs dealt round-robin in blocks) of `jobs` jobs."""
+def generate(path: Path, jobs: int, polls: int, files: int, faulty: int = 0) -> list[Path]:
+    """`files` flow files (each in time order; jobs dealt round-robin in blocks) of `jobs` jobs;
+    with `faulty`, every faulty-th job's status is cacheable (max-age=30: a finding per job)."""
     names = [path.with_name(f"{path.stem}-{i}.flows") for i in range(files)]
     if all(n.exists() for n in names):
         return names
@@ -89,8 +94,9 @@ def generate(path: Path, jobs: int, polls: int, files: int) -> list[Path]:
                                  b'{"id": "%s", "status": "queued"}' % job.encode(), ts)
                 else:
                     state = b"succeeded" if step == polls else b"running"
+                    cache = b"max-age=30" if faulty and int(job[4:]) % faulty == 0 else b"no-store"
                     flow = _flow(template, serial, b"GET", url, 200, [],
-                                 b'{"id": "%s", "status": "%s", "progress": %d}' % (job.encode(), state, step), ts)
+                                 b'{"id": "%s", "status": "%s", "progress": %d}' % (job.encode(), state, step), ts, cache)
                 tnetstring.dump(flow, out)
     for out, name in zip(outs, names):
         out.close()
@@ -98,15 +104,34 @@ def generate(path: Path, jobs: int, polls: int, files: int) -> list[Path]:
     return names
 
 
-def run(command: list[str]) -> tuple[float, float, float]:
-    """(wall s, CPU s, peak RSS MB) of one child process."""
+def run(command: list[str]) -> tuple[float, float, float, float]:
+    """(wall s, CPU s, peak RSS MB, peak RSS MB of it and its children together) of one child
+    process (CPU and the first peak from wait4, which counts the children it waited for)."""
     began = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
+    together = 0.0
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        together = max(together, tree_rss(child.pid))
+        time.sleep(0.1)
     wall = time.perf_counter() - began
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(command)}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, max(together, usage.ru_maxrss / 1024)
+
+
+def tree_rss(pid: int) -> float:
+    """MB resident in `pid` and its descendants now (0 for those gone meanwhile)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+    except OSError:
+        return 0.0
+    kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return kb / 1024 + sum(tree_rss(c) for c in children)
 
 
 def main() -> None:
@@ -115,11 +140,12 @@ def main() -> None:
     parser.add_argument("--polls", type=int, default=10, help="polls per job (after the creation)")
     parser.add_argument("--files", type=int, default=1, help="split each recording over this many files")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--keep-db", action="store_true", help="keep the largest size's database for bench_queries.py")
     args = parser.parse_args()
     CACHE.mkdir(exist_ok=True)
     pollwatch = str(Path(sys.executable).with_name("pollwatch"))
     print(f"{'jobs':>8} {'polls':>9} {'MB':>6} | {'bare s':>7} {'MB RSS':>7} | {'analyze s':>9} {'CPU s':>7} "
-          f"{'MB RSS':>7} | {'time x':>6} {'CPU x':>6}")
+          f"{'MB RSS':>7} {'MB all':>7} | {'time x':>6} {'CPU x':>6}")
     for jobs in args.jobs:
         files = generate(CACHE / f"jobs{jobs}x{args.polls}.f{args.files}", jobs, args.polls, args.files)
         size = sum(f.stat().st_size for f in files) / 1e6
@@ -127,12 +153,15 @@ def main() -> None:
         for round_ in range(args.rounds):  # interleaved: drift on a shared machine hits both alike
             bare.append(run([sys.executable, "-c", BARE, *map(str, files)]))
             with tempfile.TemporaryDirectory() as tmp:
-                analysed.append(run([pollwatch, "analyze", *map(str, files), "--db", f"{tmp}/bench.sqlite"]))
-        b_wall, b_cpu, b_rss = (statistics.median(x) for x in zip(*bare))
-        a_wall, a_cpu, a_rss = (statistics.median(x) for x in zip(*analysed))
+                db = Path(tmp) / "bench.sqlite"
+                analysed.append(run([pollwatch, "analyze", *map(str, files), "--db", str(db)]))
+                if args.keep_db and jobs == max(args.jobs) and round_ == args.rounds - 1 and args.files == 1:
+                    db.replace(CACHE / f"jobs{jobs}x{args.polls}.sqlite")  # where bench_queries.py looks
+        b_wall, b_cpu, b_rss, _ = (statistics.median(x) for x in zip(*bare))
+        a_wall, a_cpu, _, _ = (statistics.median(x) for x in zip(*analysed))
         print(f"{jobs:>8} {jobs * args.polls:>9} {size:>6.0f} | {b_wall:>7.1f} {b_rss:>7.0f} | {a_wall:>9.1f} "
-              f"{a_cpu:>7.1f} {max(r for _, _, r in analysed):>7.0f} | {a_wall / b_wall:>6.2f} {a_cpu / b_cpu:>6.2f}",
-              flush=True)
+              f"{a_cpu:>7.1f} {max(r[2] for r in analysed):>7.0f} {max(r[3] for r in analysed):>7.0f} | "
+              f"{a_wall / b_wall:>6.2f} {a_cpu / b_cpu:>6.2f}", flush=True)
     print(f"medians of {args.rounds} interleaved rounds; {args.files} file(s) per recording; "
           f"time x / CPU x: analyze against the bare FlowReader pass")
 

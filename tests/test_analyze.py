@@ -13,11 +13,17 @@ from mitmproxy import io
 from mitmproxy.addons.savehar import SaveHar
 from mitmproxy.test import taddons
 
+from pollwatch.core.job import INTERVALS, MAX_CLIENTS, MAX_ETAGS, MAX_STATES, RECENT_POLLS
+from pollwatch.core.states import State
+from pollwatch.core.tracking import Tracker
+from pollwatch.sources import flowpipe
 from pollwatch.sources.analysis import analyze_recordings
+from pollwatch.sources.mitmflows import iter_flows
 from pollwatch.cli.app import main
 from pollwatch.demo import SCENARIOS
 from pollwatch.demo.runner import run_demo
 from pollwatch.sources.readers import ReadError
+from helpers import Traffic
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "recordings"
 
@@ -252,3 +258,56 @@ def test_a_har_with_unusable_urls_is_analysed_without_a_crash(tmp_path):
     (tmp_path / "odd.har").write_text(json.dumps(har))
     summary = analyze_recordings([tmp_path / "odd.har"], tmp_path / "odd.sqlite")
     assert summary.exchanges == 2
+
+
+# --- bounded memory, a second reader process ---------------------------------------------------
+
+def test_a_job_polled_all_day_keeps_a_bounded_history():
+    """Thousands of polls from hundreds of clients, flipping between two states and ETags: what
+    the job remembers stays within its bounds, and the latest of everything is kept."""
+    traffic = Traffic(Tracker())
+    traffic.create()
+    for n in range(3000):
+        state = ("running", "queued")[n % 2] if n < 2999 else "succeeded"
+        traffic.poll(state, client=f"10.0.{n // 256}.{n % 256}", headers={"Retry-After": "1", "ETag": f'"v{n}"'})
+    job = next(iter(traffic.tracker.jobs.values()))
+    assert job.polls == 3000 and job.states[-1] is State.SUCCEEDED and job.last_state is State.SUCCEEDED
+    assert len(job.states) == MAX_STATES and job.states[:3] == [State.QUEUED, State.RUNNING, State.QUEUED]
+    assert len(job.recent) == 3 * RECENT_POLLS and len(job.intervals) == INTERVALS
+    assert len(job.etags) <= MAX_ETAGS and len(job.retry_after_for) == MAX_CLIENTS
+    assert list(job.retry_after_for)[-1] == "10.0.11.183"  # the latest clients' advice is the one kept
+    assert len(job.terminal_seen_by) == 1
+
+
+def test_a_poll_answered_before_an_older_one_is_still_caught_from_the_compact_history():
+    traffic = Traffic(Tracker())
+    traffic.create()
+    traffic.poll("running", at=traffic.now + 1.0, took=0.1)
+    traffic.poll("succeeded", at=traffic.now + 3.0, took=0.1)
+    update = traffic.poll("running", at=traffic.now + 2.0, took=5.0)  # sent before, answered after
+    assert "response-reordered" in {f.code for f in update.findings}
+
+
+def test_a_large_flow_file_read_by_a_second_process_gives_the_same_rows(tmp_path, monkeypatch):
+    files = [RECORDINGS / "replica-lag.flows", RECORDINGS / "healthy.flows"]
+    analyze_recordings(files, tmp_path / "here.sqlite")
+    monkeypatch.setattr(flowpipe, "PARALLEL_FROM", 0)  # every file counts as large
+    analyze_recordings(files, tmp_path / "beside.sqlite")
+    assert _rows(tmp_path / "beside.sqlite") == _rows(tmp_path / "here.sqlite")
+
+
+def test_the_reader_process_hands_out_the_same_observations_and_offsets():
+    path = RECORDINGS / "etag-stuck.flows"
+    assert list(flowpipe.iter_flows_beside(path)) == list(iter_flows(path))
+
+
+def test_a_flow_file_damaged_midway_fails_the_same_way_through_the_reader_process(tmp_path, monkeypatch):
+    data = (RECORDINGS / "replica-lag.flows").read_bytes()
+    broken = tmp_path / "broken.flows"
+    broken.write_bytes(data[: len(data) * 3 // 4])
+    with pytest.raises(ReadError) as here:
+        analyze_recordings([broken], tmp_path / "here.sqlite")
+    monkeypatch.setattr(flowpipe, "PARALLEL_FROM", 0)
+    with pytest.raises(ReadError) as beside:
+        analyze_recordings([broken], tmp_path / "beside.sqlite")
+    assert str(beside.value) == str(here.value) and not (tmp_path / "beside.sqlite").exists()

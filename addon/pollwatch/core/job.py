@@ -1,9 +1,14 @@
-"""What pollwatch remembers about one job while traffic flows, and how a delivered state changes it."""
+"""What pollwatch remembers about one job while traffic flows, and how a delivered state changes it.
+
+Up to `max_jobs` (20,000) jobs are remembered at once, so a job is kept small: slots instead of an
+attribute dict, and every per-job collection bounded (the latest polls, intervals, clients, ETags,
+state changes), however long the job is polled.
+"""
 
 from __future__ import annotations
 
 import statistics
-from collections import deque
+from array import array
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -12,8 +17,13 @@ from pollwatch.core.observation import Observation
 from pollwatch.core.records import JobSnapshot
 from pollwatch.core.states import State
 
-RECENT_POLLS = 16
+RECENT_POLLS = 16  # polls kept for the reordering rule
+INTERVALS = 8  # poll intervals kept for the client's rhythm (median)
 MAX_ETAGS = 64  # ETags remembered per job
+MAX_CLIENTS = 64  # clients remembered per job (terminal state seen, Retry-After advice)
+MAX_STATES = 256
+"""State changes kept per job: the first ones and, in the last place, the latest (a job that flips
+between two states all day must not grow)."""
 
 
 class RecentPoll(NamedTuple):
@@ -22,7 +32,11 @@ class RecentPoll(NamedTuple):
     state: State
 
 
-@dataclass
+_STATES = tuple(State)
+_STATE_INDEX = {state: float(i) for i, state in enumerate(_STATES)}
+
+
+@dataclass(slots=True)
 class Job:
     """One job: its identity, the states delivered to clients, its polls and its findings so far."""
 
@@ -54,7 +68,7 @@ class Job:
     state_since: float | None = None
     terminal_state: State | None = None
     terminal_at: float | None = None
-    terminal_seen_by: dict[str | None, float] = field(default_factory=dict)  # client -> when it got a terminal state
+    terminal_seen_by: dict[str | None, float] = field(default_factory=dict)  # client -> when it first got a terminal state
     ended: str | None = None  # "missing" when the server lost the job
     abandoned: bool = False
     polls: int = 0
@@ -64,8 +78,10 @@ class Job:
     retry_after: float | None = None  # the latest Retry-After any client got: the server's rhythm
     retry_after_for: dict[str | None, tuple[float, float]] = field(default_factory=dict)  # client -> (s, when)
     etags: dict[str, State] = field(default_factory=dict)
-    recent: deque[RecentPoll] = field(default_factory=lambda: deque(maxlen=RECENT_POLLS))
-    intervals: deque[float] = field(default_factory=lambda: deque(maxlen=8))
+    # The latest RECENT_POLLS polls as (request_ts, response_ts, state number) and the latest
+    # INTERVALS intervals, in flat arrays of doubles: a tenth of the memory of tuples of floats.
+    recent: array[float] = field(default_factory=lambda: array("d"))
+    intervals: array[float] = field(default_factory=lambda: array("d"))
     counts: dict[str, Finding] = field(default_factory=dict)
     updated_at: float = 0.0
 
@@ -79,21 +95,51 @@ class Job:
             return statistics.median(self.intervals)
         return self.retry_after
 
+    def note_poll(self, request_ts: float, response_ts: float, state: State) -> None:
+        self.recent.extend((request_ts, response_ts, _STATE_INDEX[state]))
+        if len(self.recent) > 3 * RECENT_POLLS:
+            del self.recent[:3]
+
+    def note_interval(self, seconds: float) -> None:
+        self.intervals.append(seconds)
+        if len(self.intervals) > INTERVALS:
+            del self.intervals[0]
+
+    def note_terminal_seen(self, client: str | None, ts: float) -> None:
+        """When `client` first got a terminal state (the earliest clients kept: their later polls
+        are the ones after the end)."""
+        if client not in self.terminal_seen_by and len(self.terminal_seen_by) < MAX_CLIENTS:
+            self.terminal_seen_by[client] = ts
+
+    def note_retry_after(self, client: str | None, advice: tuple[float, float] | None) -> None:
+        """The Retry-After `client` was last given (None: its last answer had none)."""
+        if advice is None:
+            self.retry_after_for.pop(client, None)
+            return
+        self.retry_after_for[client] = advice
+        if len(self.retry_after_for) > MAX_CLIENTS:
+            del self.retry_after_for[next(iter(self.retry_after_for))]
+
     def overtaking_poll(self, obs: Observation, state: State) -> RecentPoll | None:
         """A poll sent after this one but answered before it, with a later state."""
         # Any client: a browser polling with setInterval spreads its polls over several
         # connections, and it is one client all the same.
-        for poll in self.recent:
-            if (poll.request_ts > obs.request_ts and poll.response_ts <= obs.response_ts
-                    and (poll.state.rank or 0) > (state.rank or 0)):
-                return poll
+        recent, rank = self.recent, state.rank or 0
+        for i in range(0, len(recent), 3):
+            if recent[i] > obs.request_ts and recent[i + 1] <= obs.response_ts:
+                newer = _STATES[int(recent[i + 2])]
+                if (newer.rank or 0) > rank:
+                    return RecentPoll(recent[i], recent[i + 1], newer)
         return None
 
     def deliver(self, state: State, ts: float) -> bool:
         """Record a state reaching the client; True if it differs from the previous one."""
         changed = state is not self.last_state
         if changed:
-            self.states.append(state)
+            if len(self.states) < MAX_STATES:
+                self.states.append(state)
+            else:
+                self.states[-1] = state
             self.state_since = ts
         self.last_state = state
         if state.rank is not None and (self.max_state is None or state.rank > (self.max_state.rank or 0)):
@@ -114,14 +160,16 @@ class Job:
             del self.etags[next(iter(self.etags))]
 
     def snapshot(self) -> JobSnapshot:
+        """The job as consumers see it after this update (one per poll: `_value_`, not the slower
+        enum property `value`)."""
         return JobSnapshot(
             key=self.key, job_id=self.job_id, status_url=self.status_url, host=self.host,
             created_at=self.created_at, created_by=self.created_by,  # type: ignore[arg-type]
             create_method=self.create_method, create_url=self.create_url, create_status=self.create_status,
             create_flow_id=self.create_flow_id, reference_source=self.reference_source,
-            operation_ids=dict(self.operation_ids), states=[s.value for s in self.states],
-            last_state=self.last_state.value if self.last_state else None,
-            terminal_state=self.terminal_state.value if self.terminal_state else None,
+            operation_ids=dict(self.operation_ids), states=[s._value_ for s in self.states],
+            last_state=self.last_state._value_ if self.last_state else None,
+            terminal_state=self.terminal_state._value_ if self.terminal_state else None,
             terminal_at=self.terminal_at, polls=self.polls, polls_after_terminal=self.polls_after_terminal,
             last_poll_at=self.last_poll_at, updated_at=self.updated_at,
         )

@@ -23,7 +23,7 @@ from pollwatch.core.discovery import Candidate, Discovery, Mutation
 from pollwatch.core.documents import collect_ids, is_id_key, is_own_id_key, layers, looks_like_id, scalar_id
 from pollwatch.core.findings import Finding, Severity
 from pollwatch.core.index import POLL_METHODS, JobIndex, Match
-from pollwatch.core.job import Job, RecentPoll
+from pollwatch.core.job import Job
 from pollwatch.core.lookalike import closest_id
 from pollwatch.core.observation import Headers, Observation
 from pollwatch.core.reading import NOTHING, Reading, looks_like_status, read_state
@@ -231,9 +231,9 @@ class Tracker:
         if not (job.finished or job.abandoned):
             self.index.active[job.key] = job
         if reading.state is not None and reading.state.terminal:
-            job.terminal_seen_by.setdefault(obs.client, obs.response_ts)
+            job.note_terminal_seen(obs.client, obs.response_ts)
         if reading.state is not None and reading.state.rank is not None:
-            job.recent.append(RecentPoll(obs.request_ts, obs.response_ts, reading.state))
+            job.note_poll(obs.request_ts, obs.response_ts, reading.state)
         findings = [self._finding(job, r, flow_id=obs.flow_id, ts=obs.response_ts) for r in raised]
         if job.etag_follows_state and not followed and not job.revalidation_contradicted:  # earlier 304s were healthy
             findings += filter(None, [self._namer.amend(job, "status-not-modified", severity=Severity.INFO,
@@ -324,7 +324,7 @@ class Tracker:
     def _count_poll(self, job: Job, obs: Observation, match: Match, reading: Reading) -> None:
         """What one poll teaches about its job (after the rules judged it against the job as it was)."""
         if job.last_poll_at is not None:
-            job.intervals.append(obs.request_ts - job.last_poll_at)
+            job.note_interval(obs.request_ts - job.last_poll_at)
         seen_at = job.terminal_seen_by.get(obs.client)
         if seen_at is not None and obs.request_ts >= seen_at:
             job.polls_after_terminal += 1
@@ -361,10 +361,8 @@ class Tracker:
         """Retry-After is advice to the client that received it."""
         value = obs.response_headers.get("retry-after")
         seconds = parse_retry_after(value, obs.response_ts) if value else None
-        if seconds is None:
-            job.retry_after_for.pop(obs.client, None)
-        else:
-            job.retry_after_for[obs.client] = (seconds, obs.response_ts)
+        job.note_retry_after(obs.client, None if seconds is None else (seconds, obs.response_ts))
+        if seconds is not None:
             job.retry_after = seconds
 
     # --- findings -----------------------------------------------------------------------------
@@ -381,18 +379,19 @@ class Tracker:
 
     def _record(self, job: Job, obs: Observation, kind: str, matched_by: str, reading: Reading,
                 analysis: CacheAnalysis) -> PollRecord:
+        body = obs.content()  # enum members by `_value_`: the `value` property is slow, once per poll
         return PollRecord(
             job_key=job.key, flow_id=obs.flow_id, kind=kind, matched_by=matched_by,  # type: ignore[arg-type]
             method=obs.method.upper(), url=obs.url, status=obs.status, request_ts=obs.request_ts,
             response_ts=obs.response_ts, raw_state=reading.raw,
-            state=reading.state.value if reading.state else None, state_source=reading.source,
-            cache_verdict=analysis.verdict.value, freshness_lifetime=analysis.freshness_lifetime,
-            served_by=analysis.served_by.value,
+            state=reading.state._value_ if reading.state else None, state_source=reading.source,
+            cache_verdict=analysis.verdict._value_, freshness_lifetime=analysis.freshness_lifetime,
+            served_by=analysis.served_by._value_,
             response_cache_headers=pick(obs.response_headers, RESPONSE_CACHE_HEADERS),
             request_cache_headers=pick(obs.request_headers, REQUEST_CACHE_HEADERS),
             retry_after=parse_retry_after(obs.response_headers.get("retry-after"), obs.response_ts),
             ids=request_ids(obs.response_headers, self.config.id_headers) | request_ids(obs.request_headers, self.config.id_headers),
-            body_sha256=hashlib.sha256(obs.content()).hexdigest() if obs.content() else None,
+            body_sha256=hashlib.sha256(body).hexdigest() if body else None,
             client=obs.client,
-            body=obs.body.decode("utf-8", "replace") if self.config.keep_bodies and obs.body else None,
+            body=body.decode("utf-8", "replace") if self.config.keep_bodies and body else None,
         )

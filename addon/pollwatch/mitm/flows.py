@@ -6,7 +6,7 @@ import time
 
 from mitmproxy import http
 
-from pollwatch.core.observation import Headers, Observation
+from pollwatch.core.observation import Headers, Observation, clean_text
 from pollwatch.mitm.decoding import decode_excerpt
 
 _TEXTUAL = ("json", "text", "javascript", "xml")
@@ -45,6 +45,21 @@ def _full_url(request: http.Request) -> str:
     return f"{request.scheme}://[{host}]{'' if default else f':{request.port}'}{request.path}"
 
 
+def headers_of(fields: tuple[tuple[bytes, bytes], ...]) -> Headers:
+    """`Headers.of(headers.items(multi=True))`, from mitmproxy's raw fields: a strict UTF-8 decode
+    (C, no check needed after it) for the usual headers, and mitmproxy's surrogate-escaped text
+    made clean, as `Headers.of` does, for the rare ones that are not UTF-8."""
+    headers = Headers()
+    for raw_name, raw_value in fields:
+        try:
+            name, value = raw_name.decode("utf-8").lower(), raw_value.decode("utf-8")
+        except UnicodeDecodeError:
+            name = clean_text(raw_name.decode("utf-8", "surrogateescape")).lower()
+            value = clean_text(raw_value.decode("utf-8", "surrogateescape"))
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
 def observation_from_flow(flow: http.HTTPFlow) -> Observation:
     request, response = flow.request, flow.response
     request_ts = request.timestamp_start
@@ -52,14 +67,14 @@ def observation_from_flow(flow: http.HTTPFlow) -> Observation:
         response_ts = response.timestamp_end or response.timestamp_start or time.time()
         if flow.is_replay == "response" and flow.live:
             response_ts = time.time()  # a replayed response keeps its recorded times; it arrives now
-        response_headers = Headers.of(response.headers.items(multi=True))
+        response_headers = headers_of(response.headers.fields)
         status: int | None = response.status_code
     else:
         response_ts = (flow.error.timestamp if flow.error else None) or request.timestamp_end or request_ts
         response_headers, status = Headers(), None
     peer = flow.client_conn.peername
     har = flow.metadata.get("har") if isinstance(flow.metadata.get("har"), dict) else {}
-    request_headers = Headers.of(request.headers.items(multi=True))
+    request_headers = headers_of(request.headers.fields)
     observation = Observation(
         flow_id=flow.id,
         method=request.method,

@@ -1,6 +1,7 @@
 """Recordings as streams of observations, for `pollwatch analyze`: a flow file (the format that gets
-large: a day's capture) is read one flow at a time while the tracker runs; the other formats are
-parsed documents, read and checked whole as `readers.read` does, so their errors come first.
+large: a day's capture) is read one flow at a time while the tracker runs (a large one by a second
+process, see flowpipe.py); the other formats are parsed documents, read and checked whole as
+`readers.read` does, so their errors come first.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pollwatch.core.observation import Observation
-from pollwatch.sources import mitmflows
+from pollwatch.errors import ReadError
+from pollwatch.files import read_input
+from pollwatch.sources import flowpipe, mitmflows
 from pollwatch.sources.readers import read
 
 _HEAD = 64
@@ -34,7 +37,8 @@ class Stream:
                 self.done = self.size * n // len(observations)
                 yield obs
         else:
-            for obs, offset in mitmflows.iter_flows(self.path):
+            flows = flowpipe.iter_flows_beside if self.size >= flowpipe.PARALLEL_FROM else mitmflows.iter_flows
+            for obs, offset in flows(self.path):
                 self.done = offset
                 yield obs
         self.done = self.size
@@ -49,10 +53,9 @@ def _size(path: Path) -> int:
 
 def _is_flow_file(path: Path) -> bool:
     """As `readers.read` tells them: empty, or starting like a tnetstring. An unreadable file is
-    left to `read`, which says why."""
+    left to `read`, which says why (a FIFO or a device too: never opened, see pollwatch.files)."""
     try:
-        with path.open("rb") as f:
-            head = f.read(_HEAD)
-    except OSError:
+        head = read_input(path, _HEAD)
+    except ReadError:
         return False
     return not head or mitmflows.looks_like_flows(head)

@@ -29,6 +29,10 @@ def _severity_count(severity: str | None) -> str:
     return f"(select count(*) from findings f where f.job_key = j.key{extra})"
 
 
+_SESSION_END = "(select s.ended_at from sessions s where s.id = j.session_id)"
+"""A lookup, not a join: a one-table view is merged into a query that joins it (`pollwatch show`
+finds its job by key), where a view with a join is built whole first, every job of the database."""
+
 VIEWS: dict[str, str] = {
     "job_summary": f"""
 select
@@ -44,10 +48,10 @@ from jobs j""",
 select
   j.key, j.session_id, j.job_id, j.host, j.status_url, j.last_state, j.created_at, j.polls,
   coalesce(j.last_poll_at, j.created_at) as last_seen_at,
-  coalesce(s.ended_at, {NOW}) as as_of,
-  round(coalesce(s.ended_at, {NOW}) - coalesce(j.last_poll_at, j.created_at), 3) as idle_seconds,
+  coalesce({_SESSION_END}, {NOW}) as as_of,
+  round(coalesce({_SESSION_END}, {NOW}) - coalesce(j.last_poll_at, j.created_at), 3) as idle_seconds,
   {_codes('f.job_key = j.key')} as codes
-from jobs j left join sessions s on s.id = j.session_id
+from jobs j
 where j.terminal_state is null""",
     "cached_polls": """
 select
