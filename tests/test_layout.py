@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "addon" / "pollwatch"
 FORBIDDEN_IN_CORE = {"mitmproxy", "sqlite3", "sqlite_utils", "click", "rich", "httpx", "yaml", "opentelemetry",
                      "google"}
 MAX_LINES = 400
-LAYERS = ("core", "logs", "otel", "mitm", "sources", "store", "share", "report", "cli", "demo", "testing")
+LAYERS = ("core", "logs", "otel", "mitm", "sources", "store", "share", "report", "live", "cli", "demo", "testing")
 
 
 def module_name(path: Path) -> str:
@@ -121,10 +121,11 @@ ALLOWED = {
     "logs": {"core", "otel"},
     "otel": {"core", "store"},
     "store": {"core"},
-    "mitm": {"core", "store", "logs"},
+    "mitm": {"core", "store", "logs", "live"},
     "sources": {"core", "store", "mitm", "logs"},
     "share": {"core", "store", "mitm", "sources", "logs"},
     "report": {"core", "store"},
+    "live": {"core", "store", "report"},
     "demo": {"core", "mitm"},
     "testing": {"core", "store", "mitm", "demo"},
     "cli": set(LAYERS) - {"cli"},

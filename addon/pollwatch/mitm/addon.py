@@ -55,6 +55,8 @@ STATUS_MATCHES = ("canonical", "same-path", "off-host", "first-poll")
 """How a request is tied to a job's status URL itself (not merely a URL naming the job's id)."""
 FLOWS_REMEMBERED = 100_000
 """Flow id -> job key pairs kept for `pollwatch.job` (the oldest are forgotten first)."""
+UNWATCHED = "pollwatch_unwatched"
+"""`flow.metadata` key of flows pollwatch answers itself (the live job view): never job traffic."""
 
 
 class PollWatch:
@@ -182,6 +184,10 @@ class PollWatch:
         """The key of the job this flow was tied to (after its response was observed)."""
         return self._flow_jobs.get(flow.id)
 
+    def unwatch(self, flow: http.HTTPFlow) -> None:
+        """A flow pollwatch answers itself (the live job view): never observed as job traffic."""
+        flow.metadata[UNWATCHED] = True
+
     def polls_a_job(self, flow: http.HTTPFlow) -> bool:
         """Whether this request (before its response) is a status poll of a tracked job."""
         with self._guard():
@@ -193,7 +199,7 @@ class PollWatch:
 
     def _observe(self, flow: http.HTTPFlow) -> None:
         with self._guard():
-            if self.filter is not None and not self.filter(flow):
+            if flow.metadata.get(UNWATCHED) or (self.filter is not None and not self.filter(flow)):
                 return
             obs = observation_from_flow(flow)
             if CHECK_HEADER.lower() in obs.request_headers:  # not mitmproxy's headers: a slow lookup
