@@ -38,9 +38,11 @@ VIEW_SQL = "\n".join(VIEWS.values())
 def commands(db: Path, job: str, out: Path) -> dict[str, list[str]]:
     return {
         "sessions (baseline)": ["sessions", "--db", str(db)],
-        "jobs": ["jobs", "--db", str(db), "--format", "json"],
+        "jobs": ["jobs", "--db", str(db)],
+        "jobs --format json": ["jobs", "--db", str(db), "--format", "json"],
         "jobs --stuck": ["jobs", "--db", str(db), "--stuck"],
         "warnings": ["warnings", "--db", str(db)],
+        "warnings --format json": ["warnings", "--db", str(db), "--format", "json"],
         "show": ["show", job, "--db", str(db)],
         "report": ["report", "--db", str(db), "-o", str(out)],
     }

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from pollwatch.cli import options as cli_options
 from pollwatch.cli import query as cli_query
 from pollwatch.sources.analysis import analyze_recordings
 from pollwatch.cli.options import Since
@@ -165,6 +166,39 @@ def test_stuck_after_sets_the_idle_threshold_and_implies_stuck(db):
     assert len(as_json("jobs", "--db", db, "--stuck-after", 0)) == 4
 
 
+def test_jobs_limit_keeps_the_newest_jobs_oldest_first_and_says_how_many_more(db):
+    every = as_json("jobs", "--db", db)
+    result = invoke("jobs", "--db", db, "--limit", 3)
+    assert result.exit_code == 0, result.output
+    assert f"3 of {len(every)} job(s)" in result.output
+    assert f"{len(every) - 3} more not shown (older jobs): --limit 0 shows all" in result.output
+    assert as_json("jobs", "--db", db, "--limit", 3) == every[-3:]
+
+
+def test_jobs_table_shows_a_hundred_rows_unless_told_and_json_lists_every_job(db):
+    assert cli_options.DEFAULT_ROWS == 100
+    assert len(as_json("jobs", "--db", db)) == 11  # JSON is for scripts: everything
+    assert cli_options.rows_to_show(None, "table") == 100 and cli_options.rows_to_show(None, "json") is None
+    assert cli_options.rows_to_show(0, "table") is None and cli_options.rows_to_show(5, "json") == 5
+
+
+def test_jobs_limit_zero_lists_every_job_without_a_more_line(db):
+    result = invoke("jobs", "--db", db, "--limit", 0)
+    assert result.exit_code == 0 and "11 job(s)" in result.output and "more not shown" not in result.output
+
+
+def test_jobs_stuck_limit_keeps_the_longest_idle(db):
+    every = as_json("jobs", "--db", db, "--stuck")
+    assert as_json("jobs", "--db", db, "--stuck", "--limit", 2) == every[:2]
+    assert "2 more not shown (less idle ones)" in invoke("jobs", "--db", db, "--stuck", "--limit", 2).output
+
+
+def test_jobs_limit_applies_after_the_filters(db):
+    every = as_json("jobs", "--db", db, "--has-finding")
+    assert as_json("jobs", "--db", db, "--has-finding", "--limit", 1) == every[-1:]
+    assert f"1 of {len(every)} job(s)" in invoke("jobs", "--db", db, "--has-finding", "--limit", 1).output
+
+
 # --- warnings --------------------------------------------------------------------------------------
 
 def test_warnings_json_keeps_the_contract_fields(db):
@@ -204,6 +238,15 @@ def test_warnings_since_leaves_out_older_findings(db):
 def test_warnings_session_narrows_to_that_session(db):
     findings = as_json("warnings", "--db", db, "--session", sessions_by_label(db)["etag-stuck"])
     assert sorted(f["code"] for f in findings) == ["etag-reused-across-states", "status-not-modified"]
+
+
+def test_warnings_limit_keeps_the_newest_findings_and_says_how_many_more(db):
+    every = as_json("warnings", "--db", db)
+    assert as_json("warnings", "--db", db, "--limit", 4) == every[-4:]
+    result = invoke("warnings", "--db", db, "--severity", "warning", "--limit", 1)
+    serious = as_json("warnings", "--db", db, "--severity", "warning")
+    assert f"1 of {len(serious)} finding(s)" in result.output
+    assert f"{len(serious) - 1} more not shown (older findings)" in result.output
 
 
 # --- show ------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from pollwatch.demo import SCENARIOS, poll_job
-from pollwatch.store.query import list_findings, open_database
+from pollwatch.store.query import list_findings
+from pollwatch.store.reading import open_database
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "recordings"
 RECORDED_API = "http://127.0.0.1:18180"  # scripts/record_recordings.py records on fixed ports

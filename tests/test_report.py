@@ -20,7 +20,7 @@ from pollwatch.cli.app import main
 from pollwatch.sources.analysis import analyze_recordings
 from pollwatch.core.findings import CATALOGUE
 from pollwatch.report.data import CACHEABLE, CACHED_BY
-from pollwatch.report.page import DEFAULT_FULL, write_report
+from pollwatch.report.page import DEFAULT_FULL, HEALTHY_LISTED, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = ROOT / "recordings"
@@ -146,15 +146,19 @@ def test_large_capture_draws_only_the_worst_jobs_in_full(big_report):
     assert len(page.encode()) < 2_000_000
 
 
-def test_large_capture_collapses_healthy_jobs_into_a_table(big_report):
+def test_large_capture_collapses_healthy_jobs_into_a_table_of_the_newest(big_report):
     db, page = big_report
     healthy_ids = [job_id for (job_id,) in rows(db, "select job_id from jobs where key not in "
-                                               "(select job_key from findings where job_key is not null)")]
-    assert len(healthy_ids) > 1000
+                                               "(select job_key from findings where job_key is not null) "
+                                               "order by created_at, key")]
+    assert len(healthy_ids) > HEALTHY_LISTED
     section = page.split('<section id="healthy">', 1)[1].split("</section>", 1)[0]
     assert section.startswith("<details>") and "<svg" not in section
     assert f"Healthy jobs ({len(healthy_ids)})" in section
-    assert all(f"<code>{job_id}</code>" in section for job_id in healthy_ids)
+    older = len(healthy_ids) - HEALTHY_LISTED
+    assert f"{older} older healthy job(s) are not" in section
+    assert all(f"<code>{job_id}</code>" in section for job_id in healthy_ids[-HEALTHY_LISTED:])
+    assert not any(f"<code>{job_id}</code>" in section for job_id in healthy_ids[:older])
 
 
 def test_a_job_with_too_many_polls_is_thinned_but_keeps_its_state_changes(recorded, tmp_path, monkeypatch):

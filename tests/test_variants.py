@@ -13,7 +13,8 @@ from mitmproxy import io
 from helpers import RECORDINGS
 from pollwatch.cli.app import main
 from pollwatch.sources.analysis import analyze_recordings
-from pollwatch.store.query import list_findings, list_jobs, open_database
+from pollwatch.store.query import list_findings, list_jobs
+from pollwatch.store.reading import open_database
 from pollwatch.testing.cases import CASES, load_variant
 from pollwatch.testing.variants import derive, serving_file
 

@@ -19,7 +19,7 @@ from pollwatch.cli import worker as worker_commands
 from pollwatch.cli import testing as testing_commands
 from pollwatch.cli.options import DATABASE
 from pollwatch.errors import PollwatchError, first_line
-from pollwatch.store.query import database_failure
+from pollwatch.store.reading import database_failure
 
 
 SQLITE_ROW_MISSING_COLUMN = "No item with that key"

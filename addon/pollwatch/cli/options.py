@@ -43,6 +43,20 @@ def _database(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 format_option = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
                              show_default=True, help="Table for people, JSON for scripts.")
+DEFAULT_ROWS = 100
+"""Rows a table shows unless `--limit` says otherwise; JSON lists every row unless told."""
+limit_option = click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N",
+                            help=f"Show the N newest rows (jobs --stuck: the N longest idle). Default: {DEFAULT_ROWS} in a "
+                                 "table, all in JSON; 0: all.")
+
+
+def rows_to_show(limit: int | None, fmt: str) -> int | None:
+    """`--limit` as the query's limit: None lists everything."""
+    if limit is None:
+        return None if fmt == "json" else DEFAULT_ROWS
+    return limit or None
+
+
 session_option = click.option("--session", default=None, help="Only this session id (see `pollwatch sessions`).")
 job_prefix_option = click.option("--job", "job_prefix", default=None, metavar="PREFIX",
                                  help="Only jobs whose id (or key) starts with PREFIX.")

@@ -27,17 +27,27 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from pollwatch.cli.options import code_choice, db_option, format_option, session_option, since_option
+from pollwatch.cli.options import (
+    code_choice,
+    db_option,
+    format_option,
+    limit_option,
+    rows_to_show,
+    session_option,
+    since_option,
+)
 from pollwatch.cli.render import STATE_STYLE, SEVERITY_STYLE, Cell, emit, table
 from pollwatch.store.query import (
     SEVERITIES,
+    count_findings,
+    count_jobs,
     job_detail,
     list_findings,
     list_jobs,
     list_sessions,
-    open_database,
     resolve_job,
 )
+from pollwatch.store.reading import open_database
 from pollwatch.core.states import State
 from pollwatch.errors import StorageError
 from pollwatch.report.support import support_text
@@ -112,29 +122,35 @@ def _codes(codes: list[str]) -> Text:
               help="Only non-terminal jobs without a poll for --stuck-after seconds: last state, idle time, why.")
 @click.option("--stuck-after", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help=f"Idle time that makes a job stuck (default {DEFAULT_STUCK_AFTER:g}; implies --stuck).")
+@limit_option
 @format_option
 def jobs(db: str, session: str | None, state: str | None, terminal: bool | None, host: str | None,
          has_finding: bool, code: str | None, since: float | None, stuck: bool, stuck_after: float | None,
-         fmt: str) -> None:
+         limit: int | None, fmt: str) -> None:
     """List captured jobs with their state sequence; `--stuck` answers "which jobs are stuck, and why".
 
     Idle time counts from a job's last poll to the end of its session (now while it is open).
     """
     if stuck and stuck_after is None:
         stuck_after = DEFAULT_STUCK_AFTER
-    rows = _read(db, lambda conn: list_jobs(conn, session, state=state, terminal=terminal, host=host,
-                                            has_finding=has_finding, code=code, since=since, stuck_after=stuck_after))
+    filters = dict(state=state, terminal=terminal, host=host, has_finding=has_finding, code=code, since=since,
+                   stuck_after=stuck_after)
+    shown = rows_to_show(limit, fmt)
+    total, rows = _read(db, lambda conn: (
+        count_jobs(conn, session, **filters) if shown is not None else None,
+        list_jobs(conn, session, limit=shown, **filters)))
     keys, key = _key_column(rows)
     if stuck_after is not None:
         emit(rows, fmt, f"stuck job(s) in {db}: no terminal state, no poll for {stuck_after:g}s or more",
               ("job", "host", "last state", "idle", "polls", "findings", *keys),
               lambda r: [r["job_id"], r["host"], _state(r["last_state"]), _duration(r["idle_seconds"]),
-                         str(r["polls"]), _codes(r["codes"]), *key(r)])
+                         str(r["polls"]), _codes(r["codes"]), *key(r)], total=total, more="less idle ones")
         return
     when, day = _clock(r["created_at"] for r in rows)
     emit(rows, fmt, f"job(s) in {db}{day}", ("job", "host", "created", "states", "polls", "findings", *keys),
           lambda r: [r["job_id"], r["host"], when(r["created_at"]),
-                     _states(r["states"]), str(r["polls"]), _codes(r["codes"]), *key(r)])
+                     _states(r["states"]), str(r["polls"]), _codes(r["codes"]), *key(r)],
+          total=total, more="older jobs")
 
 
 def _key_column(rows: list[dict[str, Any]]) -> tuple[tuple[str, ...], Callable[[dict[str, Any]], list[Cell]]]:
@@ -152,15 +168,20 @@ def _key_column(rows: list[dict[str, Any]]) -> tuple[tuple[str, ...], Callable[[
               help="Only findings at least this severe (info < warning < error).")
 @click.option("--job", default=None, metavar="PREFIX", help="Only findings of jobs whose id (or key) starts with PREFIX.")
 @since_option
+@limit_option
 @format_option
 def warnings(db: str, session: str | None, code: str | None, severity: str | None, job: str | None,
-             since: float | None, fmt: str) -> None:
+             since: float | None, limit: int | None, fmt: str) -> None:
     """List findings: code, severity, job and what to do."""
-    rows = _read(db, lambda conn: list_findings(conn, session, code=code, severity=severity, job=job, since=since))
+    filters = dict(code=code, severity=severity, job=job, since=since)
+    shown = rows_to_show(limit, fmt)
+    total, rows = _read(db, lambda conn: (
+        count_findings(conn, session, **filters) if shown is not None else None,
+        list_findings(conn, session, limit=shown, **filters)))
     when, day = _clock(r["ts"] for r in rows)
     emit(rows, fmt, f"finding(s) in {db}{day}", ("time", "severity", "code", "job", "count", "message"),
           lambda r: [when(r["ts"]), _severity(r["severity"]), r["code"], r["job_id"] or "-", str(r["count"]),
-                     r["message"]])
+                     r["message"]], total=total, more="older findings")
 
 
 ENDS = {"open": "still open", "killed": "unknown (process killed)"}

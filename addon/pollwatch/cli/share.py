@@ -103,7 +103,7 @@ def prune(db: str, older_than: str | None, session: str | None, dry_run: bool) -
     reclaim the disk space (WAL checkpoint + VACUUM)."""
     from pollwatch.store.prune import parse_age
     from pollwatch.store.prune import prune as run
-    from pollwatch.store.query import existing_database
+    from pollwatch.store.reading import existing_database
 
     existing_database(db)  # an empty file is refused, not made a database
     report = run(db, older_than=parse_age(older_than) if older_than else None, session=session, dry_run=dry_run)

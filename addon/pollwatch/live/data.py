@@ -21,7 +21,8 @@ from pollwatch.errors import StorageError, first_line
 from pollwatch.live.board import MAX_JOBS, Board, Seen
 from pollwatch.live.reads import facets, job_in_full, jobs_page, updated_at, written
 from pollwatch.live.rows import Filters, codes_of, explanations, finding_row, fresher, job_row, unique
-from pollwatch.store.query import SEVERITIES, list_findings, open_database
+from pollwatch.store.query import SEVERITIES, count_findings, list_findings
+from pollwatch.store.reading import open_database
 
 NO_DATABASE = "no database (pollwatch_db is empty): polls and timelines are not kept"
 NOT_WRITTEN = "not in the database yet (the writer flushes about twice a second)"
@@ -127,8 +128,9 @@ class LiveData:
         conn, problem = self._open()
         try:
             if conn is not None:
-                rows = list_findings(conn, self.session_id, code=code, severity=severity, job=job)[::-1]
-                total, page = len(rows), rows[offset:offset + limit]
+                total = count_findings(conn, self.session_id, code=code, severity=severity, job=job)
+                page = list_findings(conn, self.session_id, code=code, severity=severity, job=job, limit=limit,
+                                     skip=offset)[::-1]
             else:
                 found = [f for s in self.board.all() for f in unique(s.findings) if _matches(f, code, severity, job)]
                 found.sort(key=lambda f: (f.ts, f.key), reverse=True)

@@ -17,8 +17,7 @@ from pollwatch.report.data import JobView, attach_timelines
 from pollwatch.report.page import MAX_MARKS
 from pollwatch.report.support import support_text
 from pollwatch.report.timeline import job_timeline
-from pollwatch.store.query import _job as job_fields  # the CLI's row mapping (store/query.py)
-from pollwatch.store.query import job_detail
+from pollwatch.store.query import job_detail, jobs_by_key
 
 FACET_LIMIT = 100
 """Hosts and codes offered as filter values, most jobs first."""
@@ -37,21 +36,6 @@ def jobs_page(conn: sqlite3.Connection, session: str, filters: Filters, offset: 
                         [session, *args, limit, offset]).fetchall()
     rows = jobs_by_key(conn, [r["key"] for r in page])
     return total, [rows[r["key"]] for r in page if r["key"] in rows], {r["key"]: r["updated_at"] for r in page}
-
-
-JOB_ROWS = """select s.*, j.created_by, st.idle_seconds, st.last_seen_at
-    from job_summary s join jobs j on j.key = s.key left join stuck_jobs st on st.key = s.key"""
-"""What `list_jobs` selects, so its own row mapping applies."""
-
-
-def jobs_by_key(conn: sqlite3.Connection, keys: list[str]) -> dict[str, dict[str, Any]]:
-    """Rows of `pollwatch jobs --format json` for exactly these jobs, by key: one query whatever
-    the session's size (`list_jobs` filters by session, state, host, code or time, not by a set of
-    keys; its row mapping is reused, so the fields cannot drift)."""
-    if not keys:
-        return {}
-    rows = conn.execute(f"{JOB_ROWS} where s.key in ({','.join('?' * len(keys))})", keys)
-    return {r["key"]: job_fields(r) for r in rows}
 
 
 def facets(conn: sqlite3.Connection, session: str) -> dict[str, dict[str, int]]:

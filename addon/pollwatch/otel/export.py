@@ -28,7 +28,8 @@ from pollwatch.errors import ExportError, StorageError
 from pollwatch.files import atomic_output, check_output
 from pollwatch.otel.jsonform import to_otlp_json
 from pollwatch.otel.trace import trace_request
-from pollwatch.store.query import job_detail, list_jobs, open_database, resolve_job
+from pollwatch.store.query import job_detail, list_jobs, resolve_job
+from pollwatch.store.reading import open_database
 
 __all__ = ["ExportSummary", "OtlpTarget", "export_otlp", "BATCH_JOBS"]
 

@@ -40,9 +40,12 @@ from pollwatch.report.data import (
     state_class,
 )
 from pollwatch.report.timeline import code_anchor, job_timeline, legend, seconds
-from pollwatch.store.query import open_database, worker_transitions
+from pollwatch.store.query import worker_transitions
+from pollwatch.store.reading import open_database
 
 DEFAULT_FULL = 100
+HEALTHY_LISTED = 1000
+"""Healthy jobs listed in the collapsed table (the newest); the rest are counted, not listed."""
 MAX_MARKS = 1000
 """Poll marks drawn per job; beyond it, repeated unremarkable polls are thinned (the count says so)."""
 STYLESHEET = "style.css"
@@ -88,7 +91,10 @@ def _healthy(chosen: Plan, on_progress: ProgressFn | None, total: int) -> str:
     head = f'<section id="healthy"><details{" open" if not chosen.drawn and count <= 5 else ""}>' \
            f"<summary><h2>Healthy jobs ({count}) — no findings</h2></summary>"
     if not chosen.draw_healthy:
-        return head + _job_table(chosen.healthy, codes=False) + "</details></section>"
+        listed = chosen.healthy[-HEALTHY_LISTED:]
+        more = (f'<p class="muted">The newest {len(listed)} are listed; {count - len(listed)} older healthy job(s) '
+                f"are not (<code>pollwatch jobs --limit 0</code> lists every job).</p>") if count > len(listed) else ""
+        return head + more + _job_table(listed, codes=False) + "</details></section>"
     body = []
     for done, job in enumerate(chosen.healthy, len(chosen.drawn) + 1):
         body.append(_job_section(job))

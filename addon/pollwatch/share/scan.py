@@ -67,7 +67,7 @@ def scan_database(path: Path, detectors: Detectors) -> list[Hit]:
     """Every text column of a pollwatch database; JSON columns walked like bodies. Opened read-only
     (scanning changes nothing); a damaged one is a one-line StorageError naming it."""
     from pollwatch.store.database import COLUMNS, PRIMARY_KEYS
-    from pollwatch.store.query import open_database
+    from pollwatch.store.reading import open_database
 
     conn = open_database(path)
     try:

@@ -20,9 +20,8 @@ from typing import Any
 from pollwatch.errors import DiffError
 from pollwatch.core.references import Template
 from pollwatch.core.urls import origin_of
-from pollwatch.store.query import (
-    QueryError, list_worker_events, open_database, polls_behind_worker, resolve_job, worker_end,
-)
+from pollwatch.store.query import QueryError, list_worker_events, polls_behind_worker, resolve_job, worker_end
+from pollwatch.store.reading import open_database
 
 DB_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 TIMING_FACTOR = 2.0  # intervals differing by more than this factor count as a timing divergence

@@ -13,111 +13,15 @@ import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from pollwatch.core.findings import Severity
 from pollwatch.core.states import State
-from pollwatch.errors import QueryError, first_line
-from pollwatch.store.database import BUSY_TIMEOUT_MS, COLUMNS, SCHEMA_VERSION, StorageError, column_sql
-from pollwatch.store.views import ensure_views
+from pollwatch.errors import QueryError
 
 SEVERITIES = tuple(s.value for s in Severity)  # least to most severe
 """Least to most severe: `--severity warning` means warning and error."""
 
-
-
-DAMAGE = (sqlite3.DatabaseError, UnicodeDecodeError)
-"""What reading damaged pages raises: SQLite's own errors, or text that is no longer UTF-8."""
-
-
-def open_database(path: str | Path) -> sqlite3.Connection:
-    """A read-only connection to an existing pollwatch database, or a one-line StorageError.
-    Reading never creates or changes a file: an empty file stays empty, and views or tables an
-    older database lacks are made for this connection only (TEMP)."""
-    file = existing_database(path)
-    try:
-        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
-                               timeout=BUSY_TIMEOUT_MS / 1000, factory=_ReadConnection)
-        conn.text_factory = lambda raw: raw.decode("utf-8", "replace")  # damaged pages must not raise
-        tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
-        if "meta" not in tables:
-            raise StorageError(f"{path}: not a pollwatch database")
-        version = conn.execute("select value from meta where key = 'schema_version'").fetchone()
-        if version is None or not str(version[0]).isdigit() or not 1 <= int(version[0]) <= SCHEMA_VERSION:
-            raise StorageError(f"{path}: schema version {version[0] if version else 'missing'}; this pollwatch "
-                               f"reads 1 to {SCHEMA_VERSION} (a newer pollwatch wrote it, or it is not pollwatch's)")
-        for table in set(COLUMNS) - tables:
-            conn.execute(f"create temp table [{table}] ({column_sql(table)})")
-        ensure_views(conn, temporary=True)
-    except sqlite3.OperationalError as exc:
-        raise StorageError(f"{path}: cannot read the database ({first_line(exc)})") from exc
-    except DAMAGE as exc:
-        raise StorageError(f"{path}: not a usable SQLite database ({first_line(exc)})") from exc
-    conn.row_factory = sqlite3.Row
-    conn.path = str(path)  # from here on, an SQLite error is a StorageError naming it
-    return conn
-
-
-def existing_database(path: str | Path) -> Path:
-    """`path` if it is a file that may hold a database; else a StorageError (an empty file is no
-    database, and must not become one by being opened)."""
-    file = Path(path)
-    if not file.exists():
-        raise StorageError(f"{path}: no such database (run `pollwatch run --db {path}` or `pollwatch demo` first)")
-    if not file.is_file() or file.stat().st_size == 0:
-        raise StorageError(f"{path}: not a pollwatch database ({'empty file' if file.is_file() else 'not a file'})")
-    return file
-
-
-def database_failure(path: str | Path, exc: Exception, doing: str = "read") -> StorageError:
-    """The one line for a database that fails once in use: damaged pages, a schema that is not
-    pollwatch's (a missing column), or a lock held too long."""
-    hint = "; `sqlite3 FILE .recover` may save what is left" if "malformed" in str(exc) else ""
-    return StorageError(f"{path}: cannot {doing} the database ({first_line(exc)}{hint})")
-
-
-class _ReadCursor(sqlite3.Cursor):
-    """A cursor of `open_database`: an SQLite error while rows are read is a StorageError naming
-    the file (damaged pages are often met only there, long after the database opened)."""
-
-    connection: _ReadConnection
-
-    def execute(self, sql: str, parameters: Any = ()) -> "_ReadCursor":
-        try:
-            return super().execute(sql, parameters)
-        except DAMAGE as exc:
-            raise self.connection.failed(exc) from exc
-
-    def __next__(self) -> Any:
-        try:
-            return super().__next__()
-        except DAMAGE as exc:
-            raise self.connection.failed(exc) from exc
-
-    def fetchone(self) -> Any:
-        try:
-            return super().fetchone()
-        except DAMAGE as exc:
-            raise self.connection.failed(exc) from exc
-
-    def fetchall(self) -> list[Any]:
-        try:
-            return super().fetchall()
-        except DAMAGE as exc:
-            raise self.connection.failed(exc) from exc
-
-
-class _ReadConnection(sqlite3.Connection):
-    """`execute` on cursors that turn SQLite errors into one line naming the file."""
-
-    path = ""  # set once the database is open and checked; errors before that are open_database's
-
-    def failed(self, exc: sqlite3.DatabaseError | UnicodeDecodeError) -> Exception:
-        return database_failure(self.path, exc) if self.path else exc
-
-    def execute(self, sql: str, parameters: Any = ()) -> _ReadCursor:  # type: ignore[override]
-        return self.cursor(_ReadCursor).execute(sql, parameters)
 
 
 def iso(ts: float | None) -> str | None:
@@ -150,12 +54,55 @@ def _split_codes(codes: str | None) -> list[str]:
     return codes.split(", ") if codes else []
 
 
+_JOB_FROM = " from job_summary s join jobs j on j.key = s.key left join stuck_jobs st on st.key = s.key"
+JOB_ROWS = f"select s.*, j.created_by, st.idle_seconds, st.last_seen_at{_JOB_FROM}"
+"""What every job listing selects; `_job` maps its rows to `pollwatch jobs --format json`."""
+
+
 def list_jobs(conn: sqlite3.Connection, session: str | None = None, *, state: str | None = None,
               terminal: bool | None = None, host: str | None = None, has_finding: bool = False,
               code: str | None = None, since: float | None = None, stuck_after: float | None = None,
-              key: str | None = None) -> list[dict[str, Any]]:
+              key: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Jobs matching every filter given, oldest first; with `stuck_after`, only non-terminal jobs
-    idle at least that many seconds (see the `stuck_jobs` view), longest idle first."""
+    idle at least that many seconds (see the `stuck_jobs` view), longest idle first. `limit`
+    keeps the rows a person looks at first: the newest jobs (still oldest first), or the longest
+    idle. Their keys are picked on the bare tables, so a limited listing costs what it shows."""
+    where, order = _job_filter(session, state, terminal, host, has_finding, code, since, stuck_after, key)
+    if limit is None:
+        rows = conn.execute(f"{JOB_ROWS}{where.sql} order by {order}", where.args).fetchall()
+        return [_job(r) for r in rows]
+    newest = stuck_after is None  # chronological: the newest are the last rows
+    pick = "st.idle_seconds desc, s.key" if not newest else "s.created_at desc, s.key desc"
+    keys = [r[0] for r in conn.execute(f"select s.key {_JOB_FROM}{where.sql} order by {pick} limit ?",
+                                       [*where.args, max(limit, 0)])]
+    found = jobs_by_key(conn, keys)
+    picked = [found[k] for k in keys if k in found]
+    return picked[::-1] if newest else picked
+
+
+def count_jobs(conn: sqlite3.Connection, session: str | None = None, *, state: str | None = None,
+               terminal: bool | None = None, host: str | None = None, has_finding: bool = False,
+               code: str | None = None, since: float | None = None, stuck_after: float | None = None) -> int:
+    """How many jobs `list_jobs` would list with the same filters and no limit."""
+    where, _ = _job_filter(session, state, terminal, host, has_finding, code, since, stuck_after, None)
+    return conn.execute(f"select count(*) {_JOB_FROM}{where.sql}", where.args).fetchone()[0]
+
+
+def jobs_by_key(conn: sqlite3.Connection, keys: Sequence[str], chunk: int = 500) -> dict[str, dict[str, Any]]:
+    """Rows of `pollwatch jobs --format json` for exactly these jobs, by key: a query per `chunk`
+    keys whatever the database's size (SQLite caps parameters)."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(keys), chunk):
+        part = list(keys[start:start + chunk])
+        rows = conn.execute(f"{JOB_ROWS} where s.key in ({','.join('?' * len(part))})", part)
+        found.update((r["key"], _job(r)) for r in rows)
+    return found
+
+
+def _job_filter(session: str | None, state: str | None, terminal: bool | None, host: str | None,
+                has_finding: bool, code: str | None, since: float | None, stuck_after: float | None,
+                key: str | None) -> tuple[_Where, str]:
+    """The conditions of `list_jobs`' filters, and its order."""
     where = _Where()
     for value, clause in ((session, "s.session_id = ?"), (state, "s.last_state = ?"), (key, "s.key = ?"),
                           (host, "instr(lower(s.host), lower(?)) > 0"), (since, "s.created_at >= ?"),
@@ -167,12 +114,7 @@ def list_jobs(conn: sqlite3.Connection, session: str | None = None, *, state: st
         where.add(f"s.terminal_state is {'not ' if terminal else ''}null")
     if has_finding:
         where.add("s.findings > 0")
-    order = "st.idle_seconds desc, s.key" if stuck_after is not None else "s.created_at, s.key"
-    rows = conn.execute(f"""
-        select s.*, j.created_by, st.idle_seconds, st.last_seen_at
-        from job_summary s join jobs j on j.key = s.key left join stuck_jobs st on st.key = s.key
-        {where.sql} order by {order}""", where.args).fetchall()
-    return [_job(r) for r in rows]
+    return where, ("st.idle_seconds desc, s.key" if stuck_after is not None else "s.created_at, s.key")
 
 
 def _job(r: sqlite3.Row) -> dict[str, Any]:
@@ -189,8 +131,31 @@ def _job(r: sqlite3.Row) -> dict[str, Any]:
 
 def list_findings(conn: sqlite3.Connection, session: str | None = None, *, code: str | None = None,
                   severity: str | None = None, job: str | None = None, job_key: str | None = None,
-                  since: float | None = None) -> list[dict[str, Any]]:
-    """Findings matching every filter: `severity` is a minimum, `job` a prefix of the job id or key."""
+                  since: float | None = None, limit: int | None = None, skip: int = 0) -> list[dict[str, Any]]:
+    """Findings matching every filter, oldest first: `severity` is a minimum, `job` a prefix of the
+    job id or key. `limit` keeps the newest (after the `skip` newest), still oldest first."""
+    where = _finding_filter(session, code, severity, job, job_key, since)
+    if limit is None:
+        rows = conn.execute(f"select * from findings{where.sql} order by ts, key", where.args).fetchall()
+    else:
+        rows = conn.execute(f"select * from findings{where.sql} order by ts desc, key desc limit ? offset ?",
+                            [*where.args, max(limit, 0), max(skip, 0)]).fetchall()[::-1]
+    return [{
+        "code": r["code"], "severity": r["severity"], "job_id": r["job_id"], "ts": r["ts"], "message": r["message"],
+        "count": r["count"], "flow_id": r["flow_id"], "evidence": json.loads(r["evidence"] or "{}"),
+        "session_id": r["session_id"], "job_key": r["job_key"],
+    } for r in rows]
+
+
+def count_findings(conn: sqlite3.Connection, session: str | None = None, *, code: str | None = None,
+                   severity: str | None = None, job: str | None = None, since: float | None = None) -> int:
+    """How many findings `list_findings` would list with the same filters and no limit."""
+    where = _finding_filter(session, code, severity, job, None, since)
+    return conn.execute(f"select count(*) from findings{where.sql}", where.args).fetchone()[0]
+
+
+def _finding_filter(session: str | None, code: str | None, severity: str | None, job: str | None,
+                    job_key: str | None, since: float | None) -> _Where:
     where = _Where()
     for value, clause in ((session, "session_id = ?"), (code, "code = ?"), (job_key, "job_key = ?"),
                           (since, "ts >= ?")):
@@ -201,12 +166,7 @@ def list_findings(conn: sqlite3.Connection, session: str | None = None, *, code:
         where.add(f"severity in ({', '.join('?' * len(allowed))})", *allowed)
     if job is not None:
         where.add("(substr(job_id, 1, length(?)) = ? or substr(job_key, 1, length(?)) = ?)", *[job] * 4)
-    rows = conn.execute(f"select * from findings{where.sql} order by ts, key", where.args).fetchall()
-    return [{
-        "code": r["code"], "severity": r["severity"], "job_id": r["job_id"], "ts": r["ts"], "message": r["message"],
-        "count": r["count"], "flow_id": r["flow_id"], "evidence": json.loads(r["evidence"] or "{}"),
-        "session_id": r["session_id"], "job_key": r["job_key"],
-    } for r in rows]
+    return where
 
 
 def list_sessions(conn: sqlite3.Connection, session: str | None = None) -> list[dict[str, Any]]:

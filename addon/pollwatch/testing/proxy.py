@@ -13,7 +13,8 @@ from typing import Any
 from pollwatch.demo.proxy import ProxyProcess
 from pollwatch.mitm import mitmdump
 from pollwatch.store.database import FLUSH_INTERVAL
-from pollwatch.store.query import list_findings, list_jobs, open_database
+from pollwatch.store.query import list_findings, list_jobs
+from pollwatch.store.reading import open_database
 from pollwatch.testing.cases import Case, VariantFile
 from pollwatch.testing.variants import serving_file
 
