@@ -199,6 +199,12 @@ def test_jobs_limit_applies_after_the_filters(db):
     assert f"1 of {len(every)} job(s)" in invoke("jobs", "--db", db, "--has-finding", "--limit", 1).output
 
 
+@pytest.mark.parametrize("command", ["jobs", "warnings"])
+def test_a_limit_beyond_what_sqlite_counts_is_refused_in_one_line(db, command):
+    result = invoke(command, "--db", db, "--limit", 10 ** 20)
+    assert result.exit_code == 2 and "--limit" in result.output and "Traceback" not in result.output
+
+
 # --- warnings --------------------------------------------------------------------------------------
 
 def test_warnings_json_keeps_the_contract_fields(db):

@@ -79,8 +79,8 @@ def demo(names: tuple[str, ...], list_only: bool, db: str, record: str, worker_l
         (f"mitmweb -r {record}", "the recorded flows, marked and commented, in mitmproxy's UI"),
     ) if run.record is not None else ()
     for command, what in (
-        (f"pollwatch jobs --db {db}", "every job with its state sequence"),
-        (f"pollwatch warnings --db {db}", "every finding with its fix (--format json for scripts)"),
+        (f"pollwatch jobs --db {db}", "the jobs with their state sequences (the newest 100; --limit 0: all)"),
+        (f"pollwatch warnings --db {db}", "the findings with their fixes (--format json for scripts)"),
         (f"pollwatch show {_first_flagged(run)} --db {db}", "one job's timeline and a support block for the incident"),
         (f"pollwatch report --db {db} -o pollwatch-demo.html", "every timeline as pictures in one HTML file"),
         (f'sqlite-utils query {db} "select * from finding_counts"', "plain SQL over the tables and views"),

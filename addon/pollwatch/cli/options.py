@@ -45,7 +45,7 @@ format_option = click.option("--format", "fmt", type=click.Choice(["table", "jso
                              show_default=True, help="Table for people, JSON for scripts.")
 DEFAULT_ROWS = 100
 """Rows a table shows unless `--limit` says otherwise; JSON lists every row unless told."""
-limit_option = click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N",
+limit_option = click.option("--limit", type=click.IntRange(min=0, max=2**63 - 1), default=None, metavar="N",
                             help=f"Show the N newest rows (jobs --stuck: the N longest idle). Default: {DEFAULT_ROWS} in a "
                                  "table, all in JSON; 0: all.")
 

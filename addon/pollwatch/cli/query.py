@@ -65,6 +65,7 @@ def _read(db: str, query: Callable[[Any], T]) -> T:
     except sqlite3.Error as exc:  # e.g. locked, or read-only while its views need creating
         raise StorageError(f"{db}: cannot read ({exc})") from exc
     try:
+        conn.execute("begin")  # one snapshot: a count and its rows agree while a proxy writes
         return query(conn)
     except sqlite3.Error as exc:
         raise StorageError(f"{db}: cannot read ({exc})") from exc
