@@ -75,7 +75,7 @@ def test_a_json_serialized_cassette_reads_the_same(tmp_path, cassette):
     document["http_interactions"].pop()  # bytes have no JSON form
     path = tmp_path / "cassette.json"
     path.write_text(json.dumps(document))
-    assert [o.model_dump() for o in read(path).observations] == [o.model_dump() for o in cassette.observations[:2]]
+    assert [o.as_dict() for o in read(path).observations] == [o.as_dict() for o in cassette.observations[:2]]
 
 
 def test_a_truncated_cassette_names_the_line(tmp_path):

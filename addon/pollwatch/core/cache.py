@@ -6,10 +6,10 @@ Pure functions over headers, so the same verdict is reached live and offline.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
-from pydantic import BaseModel
 
 from pollwatch.core.observation import Headers
 
@@ -47,7 +47,10 @@ class ServedBy(StrEnum):
     BROWSER_CACHE = "browser-cache"  # a HAR says the browser answered from its cache, no request made
 
 
-class CacheAnalysis(BaseModel):
+@dataclass(frozen=True, slots=True)
+class CacheAnalysis:
+    """What the cache headers of one response say (a plain class: one is made for every poll)."""
+
     verdict: Verdict
     freshness_lifetime: float | None
     served_by: ServedBy

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 BODY_EXCERPT_LIMIT = 64 * 1024
 """Bytes of a response body the core may look at; larger bodies are cut (and then rarely parse)."""
@@ -39,31 +38,69 @@ def clean_text(text: str) -> str:
         return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
-class Observation(BaseModel):
-    """One HTTP exchange as the proxy (or a recording) saw it."""
+class Observation:
+    """One HTTP exchange as the proxy (or a recording) saw it.
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    A plain slotted class, not a pydantic model: one is built for every proxied request, most of
+    which are not job traffic. Its inputs come from mitmproxy or from a reader that has checked
+    them already; the only cleaning left is the text that must stay encodable. Headers and body
+    may be handed over as loaders, decoded on first use."""
+
+    __slots__ = ("flow_id", "method", "url", "status", "_request_headers", "_response_headers", "body",
+                 "body_truncated", "request_ts", "response_ts", "client", "served_from", "_load_body")
+
+    FIELDS = ("flow_id", "method", "url", "status", "request_headers", "response_headers", "body", "body_truncated",
+              "request_ts", "response_ts", "client", "served_from")
+    """Every field, in order (what `as_dict` gives and the keyword arguments `__init__` takes)."""
 
     flow_id: str
     method: str
     url: str
-    status: int | None = Field(default=None, description="None when no response arrived")
-    request_headers: Headers = Field(default_factory=Headers)
-    response_headers: Headers = Field(default_factory=Headers)
-    body: bytes = Field(default=b"", description="Decoded response body, at most BODY_EXCERPT_LIMIT bytes")
-    body_truncated: bool = False
+    status: int | None
+    """None when no response arrived."""
+    body: bytes
+    """Decoded response body, at most BODY_EXCERPT_LIMIT bytes."""
+    body_truncated: bool
     request_ts: float
     response_ts: float
-    client: str | None = Field(default=None, description="Client address, to tell pollers apart")
-    served_from: str | None = Field(default=None, description='"browser-cache" when a HAR says the '
-                                    "browser answered from its own cache (the network never saw it)")
-    _load_body: Callable[[], tuple[bytes, bool]] | None = PrivateAttr(default=None)
+    client: str | None
+    """Client address, to tell pollers apart."""
+    served_from: str | None
+    """"browser-cache" when a HAR says the browser answered from its own cache (the network never saw it)."""
 
-    @field_validator("url", "method", "client")
-    @classmethod
-    def _encodable(cls, value: str | None) -> str | None:
-        """A raw non-UTF-8 path reaches us as surrogates; they would break quoting and storage."""
-        return clean_text(value) if value is not None else None
+    def __init__(self, *, flow_id: str, method: str, url: str, request_ts: float, response_ts: float,
+                 status: int | None = None, request_headers: Headers | Callable[[], Headers] | None = None,
+                 response_headers: Headers | Callable[[], Headers] | None = None, body: bytes = b"",
+                 body_truncated: bool = False, client: str | None = None, served_from: str | None = None) -> None:
+        """`request_headers`/`response_headers`: Headers, or a function that makes them when first
+        asked (most proxied requests never need their request headers)."""
+        self.flow_id = flow_id
+        self.method = clean_text(method)  # a raw non-UTF-8 path reaches us as surrogates; they would
+        self.url = clean_text(url)        # break quoting and storage
+        self.status = status
+        self._request_headers = Headers() if request_headers is None else request_headers
+        self._response_headers = Headers() if response_headers is None else response_headers
+        self.body = body
+        self.body_truncated = body_truncated
+        self.request_ts = request_ts
+        self.response_ts = response_ts
+        self.client = None if client is None else clean_text(client)
+        self.served_from = served_from
+        self._load_body: Callable[[], tuple[bytes, bool]] | None = None
+
+    @property
+    def request_headers(self) -> Headers:
+        headers = self._request_headers
+        if not isinstance(headers, Headers):
+            headers = self._request_headers = headers()
+        return headers
+
+    @property
+    def response_headers(self) -> Headers:
+        headers = self._response_headers
+        if not isinstance(headers, Headers):
+            headers = self._response_headers = headers()
+        return headers
 
     def with_body_loader(self, load: Callable[[], tuple[bytes, bool]]) -> "Observation":
         """Defer reading the body until a rule needs it: most proxied flows are not job traffic,
@@ -73,11 +110,29 @@ class Observation(BaseModel):
 
     def content(self) -> bytes:
         """The (bounded, decoded) response body, loaded on first use."""
-        load = self.__pydantic_private__["_load_body"]  # direct: private-attribute lookup is slow
-        if load is not None:
-            self.body, self.body_truncated = load()
-            self.__pydantic_private__["_load_body"] = None
+        if self._load_body is not None:
+            self.body, self.body_truncated = self._load_body()
+            self._load_body = None
         return self.body
+
+    def loaded(self) -> "Observation":
+        """Every deferred part read now, so the source (a mitmproxy flow) need not be kept."""
+        self.content()
+        self.request_headers, self.response_headers  # noqa: B018 - loads them
+        return self
+
+    def as_dict(self) -> dict[str, object]:
+        """Every field (headers and body loaded), for comparisons and pickling."""
+        self.loaded()
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Observation) and self.as_dict() == other.as_dict()
+
+    __hash__ = None  # type: ignore[assignment] - mutable, compared by value
+
+    def __repr__(self) -> str:
+        return f"Observation({self.method} {self.url} -> {self.status}, flow {self.flow_id})"
 
     @classmethod
     def make(

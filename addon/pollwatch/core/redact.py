@@ -283,14 +283,29 @@ def safe_value(value: Any, key: str = "") -> Any:
     """A value bound for the database: every string in it (nested in dicts and lists too) made
     safe, cache validators excepted."""
     if isinstance(value, str):
-        if key in VALIDATORS or (value.isascii() and len(value) <= CELL_LIMIT and not _CAREFUL.search(value)):
-            return value
-        return safe_text(value, CELL_LIMIT)
+        return value if key in VALIDATORS else safe_cell(value)
     if isinstance(value, dict):
         return {k: safe_value(v, k) for k, v in value.items()} if value else value
     if isinstance(value, list):
         return [safe_value(v, key) for v in value] if value else value
     return value
+
+
+def safe_cell(value: str) -> str:
+    """A text bound for a database cell (not a cache validator), made safe."""
+    return _safe_cell_kept(value) if len(value) <= CELL_KEPT_LENGTH else _safe_cell(value)
+
+
+def _safe_cell(value: str) -> str:
+    if value.isascii() and len(value) <= CELL_LIMIT and not _CAREFUL.search(value):
+        return value
+    return safe_text(value, CELL_LIMIT)
+
+
+CELL_KEPT_LENGTH = 1024
+"""Cells up to this long have their safe form remembered: a poll's URL, state word and header
+values come again with every poll of the job, and the database writer makes every cell safe."""
+_safe_cell_kept = lru_cache(maxsize=8192)(_safe_cell)
 
 
 # --- free text (log lines) ------------------------------------------------------------------

@@ -67,6 +67,10 @@ def id_from_url(url: str) -> str | None:
     return segments[-1] if segments else None
 
 
+CREATED = frozenset({200, 201, 202})
+"""The only statuses a job-creating response has (see is_job_creation)."""
+
+
 def is_job_creation(status: int | None, headers: Headers, extra_headers: Sequence[str] = ()) -> bool:
     """202 to any method, or 200/201 with an async-operation header."""
     if status == 202:

@@ -29,7 +29,7 @@ from pollwatch.core.observation import Headers, Observation
 from pollwatch.core.reading import NOTHING, Reading, looks_like_status, read_state
 from pollwatch.core.records import PollRecord, Transition, Update
 from pollwatch.core.references import (
-    MUTATING_METHODS, JobReference, Template, find_reference, id_from_url, is_job_creation, names_a_job, request_ids,
+    CREATED, MUTATING_METHODS, JobReference, Template, find_reference, id_from_url, is_job_creation, names_a_job, request_ids,
     self_reference,
 )
 from pollwatch.core.naming import FindingNamer
@@ -77,11 +77,12 @@ class Tracker:
         if match is not None and match.matched_by != "template":
             return self._poll(obs, match)
         method = obs.method.upper()
-        mutating = method in MUTATING_METHODS and obs.status in (200, 201, 202)
+        mutating = method in MUTATING_METHODS and obs.status in CREATED
         if mutating and self._acts_on_a_running_job(obs):
             return None  # a cancel or an update of a job in flight, not a new job
         document = parse_json_object(obs.content()) if mutating else None
-        strong = is_job_creation(obs.status, obs.response_headers, self.config.status_headers)
+        strong = obs.status in CREATED and is_job_creation(obs.status, obs.response_headers,  # headers decoded
+                                                           self.config.status_headers)  # only for these
         if strong or (mutating and self._names_a_running_job(document)):
             update = self._create(obs, learn=strong)  # before an unknown id: a GET-202 monitor fits a template too
             if mutating:
@@ -250,8 +251,8 @@ class Tracker:
         if obs.status is None or not 200 <= obs.status < 300:
             return None
         body = obs.content()
-        if not body or not any(marker in body for marker in self._state_markers):
-            return None  # cheap refusal: most responses are not status documents
+        if not body.lstrip()[:1] == b"{" or not any(marker in body for marker in self._state_markers):
+            return None  # cheap refusal: most responses are not status documents (JSON objects)
         document = parse_json_object(body)
         found = state_of(document, self._state_fields, self._vocabulary) if document is not None else None
         if found is None or found.state is State.UNKNOWN:

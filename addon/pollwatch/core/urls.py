@@ -52,12 +52,16 @@ def url_key(url: str) -> str:
 
 
 def path_segments(url: str) -> list[str]:
-    return [unquote(s) for s in split(url).path.split("/") if s]
+    path = split(url).path
+    if "%" not in path:  # nothing to decode: the usual case, and every request asks
+        return [s for s in path.split("/") if s]
+    return [unquote(s) for s in path.split("/") if s]
 
 
 def url_tokens(url: str) -> list[str]:
     """Whole path segments and query values: where a job id may appear in a poll URL."""
-    return path_segments(url) + [v for _, v in query_values(url)]
+    segments = path_segments(url)
+    return segments + [v for _, v in query_values(url)] if "?" in url else segments
 
 
 def query_values(url: str) -> list[tuple[str, str]]:

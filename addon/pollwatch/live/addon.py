@@ -54,6 +54,7 @@ class LiveView:
         self.data = LiveData(self.board, watch.session.id)
         self.app = ViewApp(self.data)
         self.host = DEFAULT_HOST
+        self.enabled = True  # pollwatch_ui, kept here: reading an option copies its value
         self._executor: ThreadPoolExecutor | None = None
 
     def load(self, loader: Any) -> None:
@@ -63,6 +64,8 @@ class LiveView:
                           "through the proxy to this host are answered by pollwatch and never sent upstream.")
 
     def configure(self, updated: set[str]) -> None:
+        if "pollwatch_ui" in updated:
+            self.enabled = ctx.options.pollwatch_ui
         if "pollwatch_ui_host" in updated:
             host = ctx.options.pollwatch_ui_host.strip().lower().rstrip(".")
             if not host or any(c in host for c in "/?# "):
@@ -72,7 +75,7 @@ class LiveView:
             self.data.db = getattr(ctx.options, "pollwatch_db", None) or None
 
     def running(self) -> None:
-        if not ctx.options.pollwatch_ui:
+        if not self.enabled:
             return
         with self.watch.guard():
             log.info(f"[pollwatch] live job view: {view_url(self.host)} (open it in a browser that uses "
@@ -85,8 +88,13 @@ class LiveView:
 
     def serves(self, flow: http.HTTPFlow) -> bool:
         """A live request to the view's host not answered yet (like mitmproxy's own app hosts)."""
-        return bool(ctx.options.pollwatch_ui and flow.live and flow.response is None and flow.error is None
-                    and self.host in _names(flow.request))
+        if not (self.enabled and flow.live and flow.response is None and flow.error is None):
+            return False
+        request, wanted = flow.request, self.host.encode()
+        if (self.host not in request.data.host.lower() and wanted not in request.data.authority.lower()
+                and not any(wanted in value.lower() for _, value in request.headers.fields)):
+            return False  # cheap refusal for every other request: not even a header value holds the name
+        return self.host in _names(request)
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if not self.serves(flow):
@@ -110,11 +118,11 @@ class LiveView:
 
     def _note(self, flow: http.HTTPFlow) -> None:
         """Copy the job this flow touched onto the board (the watcher has just handled it)."""
-        if not ctx.options.pollwatch_ui:
-            return
+        key = self.watch.job_key_of(flow) if self.enabled else None
+        if key is None:
+            return  # not job traffic: nothing to copy (and no guard to pay for)
         with self.watch.guard():
-            key = self.watch.job_key_of(flow)
-            job = self.watch.tracker.jobs.get(key) if key is not None else None
+            job = self.watch.tracker.jobs.get(key)
             if job is not None:
                 self.board.note(job)
 

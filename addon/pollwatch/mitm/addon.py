@@ -20,7 +20,7 @@ from mitmproxy import flow as mflow
 from pydantic import ValidationError
 
 from pollwatch.mitm.compat import create_task
-from pollwatch.mitm.flows import observation_from_flow
+from pollwatch.mitm.flows import observation_from_flow, raw_header
 from pollwatch.core.config import Config
 from pollwatch.errors import ConfigError, StorageError, first_line
 from pollwatch.core.findings import Finding, Severity
@@ -55,6 +55,7 @@ STATUS_MATCHES = ("canonical", "same-path", "off-host", "first-poll")
 """How a request is tied to a job's status URL itself (not merely a URL naming the job's id)."""
 FLOWS_REMEMBERED = 100_000
 """Flow id -> job key pairs kept for `pollwatch.job` (the oldest are forgotten first)."""
+CHECK_HEADER_RAW = CHECK_HEADER.lower().encode()
 UNWATCHED = "pollwatch_unwatched"
 """`flow.metadata` key of flows pollwatch answers itself (the live job view): never job traffic."""
 
@@ -69,6 +70,8 @@ class PollWatch:
         self.store: Store | None = None
         self.filter: flowfilter.TFilter | None = None
         self.internal_errors = 0
+        self.annotate = True  # pollwatch_annotate and pollwatch_fix, kept here: reading an option
+        self.fix: str | None = None  # copies its value, and these are read for every flow
         self.seen_live = False
         self._ticker: asyncio.Task | None = None
         self._flow_jobs: OrderedDict[str, str] = OrderedDict()  # flow id -> job key
@@ -109,6 +112,8 @@ class PollWatch:
             self.tracker = Tracker(self._config(), key_prefix=self.session.id + "/", serial=self._serial)
             fix = {"fix": self.session.settings["fix"]} if "fix" in self.session.settings else {}
             self.session.settings = self.tracker.config.model_dump() | fix
+        if "pollwatch_annotate" in updated:
+            self.annotate = ctx.options.pollwatch_annotate
         if "pollwatch_filter" in updated:
             self.filter = self._parse_filter(ctx.options.pollwatch_filter)
         if "pollwatch_fix" in updated:
@@ -175,6 +180,7 @@ class PollWatch:
         """The fix switch's setting is part of the session, so the database says it was on."""
         if fix and fix not in FIXES:
             raise exceptions.OptionsError(f"pollwatch_fix: {fix!r} is not one of {', '.join(FIXES)}")
+        self.fix = fix
         if fix:
             self.session.settings["fix"] = fix
         else:
@@ -198,26 +204,30 @@ class PollWatch:
     # --- internals ----------------------------------------------------------------------------
 
     def _observe(self, flow: http.HTTPFlow) -> None:
-        with self._guard():
+        try:  # not `with self._guard()`: a generator context manager costs every flow
             if flow.metadata.get(UNWATCHED) or (self.filter is not None and not self.filter(flow)):
                 return
-            obs = observation_from_flow(flow)
-            if CHECK_HEADER.lower() in obs.request_headers:  # not mitmproxy's headers: a slow lookup
+            if raw_header(flow.request.headers.fields, CHECK_HEADER_RAW) is not None:
                 return  # pollwatch's own origin check, come through a proxy after all
             self.seen_live = self.seen_live or flow.live
-            update = self.tracker.observe(obs)
-            if update is None:
-                return
-            self.worker.judge_update(update)
-            if update.job is not None:
-                self._remember(flow.id, update.job.key)
-            if self.store is not None:
-                self.store.submit(update)
-            self._annotate(flow, update)
-            for each in update.all():
-                for finding in each.new_findings:
-                    self._log(finding, live=flow.live)
-            self.verifier.consider(flow, update, self.tracker.config.stale_date_after)
+            update = self.tracker.observe(observation_from_flow(flow))
+            if update is not None:
+                self._handle(flow, update)
+        except Exception:
+            self._internal_error()
+
+    def _handle(self, flow: http.HTTPFlow, update: Update) -> None:
+        """Job traffic: store it, mark the flow, say what is new, consider an origin check."""
+        self.worker.judge_update(update)
+        if update.job is not None:
+            self._remember(flow.id, update.job.key)
+        if self.store is not None:
+            self.store.submit(update)
+        self._annotate(flow, update)
+        for each in update.all():
+            for finding in each.new_findings:
+                self._log(finding, live=flow.live)
+        self.verifier.consider(flow, update, self.tracker.config.stale_date_after)
 
     def _remember(self, flow_id: str, job_key: str) -> None:
         self._flow_jobs[flow_id] = job_key
@@ -263,7 +273,7 @@ class PollWatch:
                 self._log(finding)
 
     def _annotate(self, flow: http.HTTPFlow, update: Update) -> None:
-        if not ctx.options.pollwatch_annotate:
+        if not self.annotate:
             return
         notes = []
         if update.poll is not None and update.poll.kind == "create" and update.job is not None:
@@ -293,10 +303,14 @@ class PollWatch:
         try:
             yield
         except Exception:
-            self.internal_errors += 1
-            if self.internal_errors == 1:
-                log.error(safe_text(f"{PREFIX} internal error (the flow passed unchanged; further errors are only "
-                                    f"counted)\n{traceback.format_exc()}"))  # the message may quote the traffic
+            self._internal_error()
+
+    def _internal_error(self) -> None:
+        """Called inside an `except` block: count the error, report the first one with its traceback."""
+        self.internal_errors += 1
+        if self.internal_errors == 1:
+            log.error(safe_text(f"{PREFIX} internal error (the flow passed unchanged; further errors are only "
+                                f"counted)\n{traceback.format_exc()}"))  # the message may quote the traffic
 
     def _config(self) -> Config:
         o = ctx.options

@@ -10,7 +10,7 @@ the flow is commented, and the session's settings record that the fix was on.
 
 from __future__ import annotations
 
-from mitmproxy import ctx, http
+from mitmproxy import http
 
 from pollwatch.mitm.addon import PollWatch
 
@@ -26,7 +26,7 @@ class FixSwitch:
         self.watch = watch
 
     def request(self, flow: http.HTTPFlow) -> None:
-        if ctx.options.pollwatch_fix != "no-store":
+        if self.watch.fix != "no-store":
             return
         with self.watch.guard():
             if self.watch.polls_a_job(flow):
@@ -34,7 +34,7 @@ class FixSwitch:
                     flow.request.headers.pop(name, None)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        if ctx.options.pollwatch_fix != "no-store" or flow.response is None:
+        if self.watch.fix != "no-store" or flow.response is None:
             return
         with self.watch.guard():
             if flow.request.method.upper() in ("GET", "HEAD") and self.watch.job_key_of(flow) is not None:

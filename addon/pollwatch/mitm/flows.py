@@ -16,15 +16,15 @@ _ORIGINS: dict[tuple[str, bytes, str | None, str, int], str] = {}
 _ORIGINS_KEPT = 1024
 
 
-def request_url(request: http.Request, headers: Headers | None = None) -> str:
+def request_url(request: http.Request) -> str:
     """The URL the client asked for. Its scheme://host:port part is worked out once per Host header
     and kept: mitmproxy's pretty_host/pretty_url parse the header again on every call, a large part
-    of pollwatch's cost per request. `headers`: the request's, as Headers (a cheaper lookup)."""
+    of pollwatch's cost per request."""
     path = request.path
-    if request.first_line_format == "authority" or not path.startswith("/"):
+    if request.data.method == b"CONNECT" or not path.startswith("/"):  # authority form, "*", odd targets
         return _full_url(request)
-    host = headers.get("host") if headers is not None else request.headers.get("host")
-    key = (request.scheme, request.data.authority, host, request.host, request.port)
+    key = (request.scheme, request.data.authority, raw_header(request.headers.fields, b"host"), request.host,
+           request.port)
     origin = _ORIGINS.get(key)
     if origin is None:
         full = _full_url(request)
@@ -34,6 +34,16 @@ def request_url(request: http.Request, headers: Headers | None = None) -> str:
             _ORIGINS.clear()
         origin = _ORIGINS[key] = full[: len(full) - len(path)]
     return origin + path
+
+
+def raw_header(fields: tuple[tuple[bytes, bytes], ...], name: bytes) -> bytes | None:
+    """The first value of header `name` (lower-case bytes) in mitmproxy's raw fields: cheaper than
+    a lookup in its multidict, which lower-cases every name first."""
+    size = len(name)
+    for field, value in fields:
+        if len(field) == size and field.lower() == name:
+            return value
+    return None
 
 
 def _full_url(request: http.Request) -> str:
@@ -61,34 +71,35 @@ def headers_of(fields: tuple[tuple[bytes, bytes], ...]) -> Headers:
 
 
 def observation_from_flow(flow: http.HTTPFlow) -> Observation:
+    """The flow as the core sees it. Headers and body are decoded only when a rule asks for them:
+    most proxied flows are not job traffic, and for those the URL and status decide."""
     request, response = flow.request, flow.response
     request_ts = request.timestamp_start
     if response is not None:
         response_ts = response.timestamp_end or response.timestamp_start or time.time()
         if flow.is_replay == "response" and flow.live:
             response_ts = time.time()  # a replayed response keeps its recorded times; it arrives now
-        response_headers = headers_of(response.headers.fields)
         status: int | None = response.status_code
     else:
         response_ts = (flow.error.timestamp if flow.error else None) or request.timestamp_end or request_ts
-        response_headers, status = Headers(), None
+        status = None
     peer = flow.client_conn.peername
-    har = flow.metadata.get("har") if isinstance(flow.metadata.get("har"), dict) else {}
-    request_headers = headers_of(request.headers.fields)
+    metadata = flow.metadata
+    har = metadata.get("har") if metadata and isinstance(metadata.get("har"), dict) else {}
     observation = Observation(
         flow_id=flow.id,
         method=request.method,
-        url=request_url(request, request_headers),
+        url=request_url(request),
         status=status,
-        request_headers=request_headers,
-        response_headers=response_headers,
+        request_headers=lambda: headers_of(request.headers.fields),
+        response_headers=(lambda: headers_of(response.headers.fields)) if response is not None else None,
         request_ts=request_ts,
         response_ts=response_ts,
         client=har.get("connection") or (f"{peer[0]}:{peer[1]}" if peer else None),
         served_from="browser-cache" if har.get("_fromCache") else None,  # a HAR entry kept in a flow file
     )
     if response is not None:
-        observation.with_body_loader(lambda: _body_excerpt(response, response_headers))
+        observation.with_body_loader(lambda: _body_excerpt(response, observation.response_headers))
     return observation
 
 

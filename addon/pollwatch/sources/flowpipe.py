@@ -4,7 +4,7 @@ Reading a flow file (mitmproxy's FlowReader rebuilding every flow, and the adapt
 into an Observation) costs more than tracking it. For a large file, `pollwatch analyze` runs
 `python -m pollwatch.sources.flowpipe FILE` beside itself: the child reads with
 `mitmflows.iter_flows` exactly as the analysis would, and sends each observation's fields through
-a pipe in pickled batches; this process rebuilds the same Observation (validated as any other)
+a pipe in pickled batches; this process rebuilds the same Observation
 and tracks it while the child reads on. Two cores then share the work; the pipe's buffer bounds
 what waits in between. A ReadError in the child is raised here, after the observations read
 before it, with the same text; the child never outlives the iteration.
@@ -28,7 +28,7 @@ PARALLEL_FROM = 16 * 1024 * 1024
 start-up (importing mitmproxy, about half a second) costs more than it saves."""
 BATCH = 256
 """Observations per pickled message."""
-_FIELDS = tuple(Observation.model_fields)
+_FIELDS = Observation.FIELDS
 
 
 def iter_flows_beside(path: Path) -> Iterator[tuple[Observation, int]]:
@@ -72,7 +72,7 @@ def _stopped(child: subprocess.Popen[bytes], errors: Any) -> str:
 
 def _values(obs: Observation) -> tuple[Any, ...]:
     """An observation's fields, headers as plain dicts (a dict subclass unpickles slowly)."""
-    fields = obs.__dict__
+    fields = obs.as_dict()
     return tuple(dict(v) if isinstance(v := fields[name], Headers) else v for name in _FIELDS)
 
 

@@ -49,7 +49,7 @@ def iter_flows(path: Path) -> Iterator[tuple[Observation, int]]:
             if isinstance(flow, http.HTTPFlow):
                 try:
                     obs = observation_from_flow(flow)
-                    obs.content()  # read the body now: the flow object is not kept
+                    obs.loaded()  # read headers and body now: the flow object is not kept
                     instant(obs.request_ts, "request time")
                     instant(obs.response_ts, "response time")
                 except ENTRY_ERRORS as exc:

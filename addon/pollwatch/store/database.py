@@ -8,7 +8,6 @@ already picked them); bodies are stored only when the user asks for them.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -27,10 +26,10 @@ from pydantic import BaseModel, Field
 from pollwatch.errors import StorageError, first_line
 from pollwatch import __version__
 from pollwatch.core.findings import Finding
-from pollwatch.core.records import JobSnapshot, PollRecord, Transition, Update
-from pollwatch.core.redact import safe_value
+from pollwatch.core.records import JobSnapshot, Update
 from pollwatch.core.verification import CheckRecord
 from pollwatch.core.worker import WorkerEvent
+from pollwatch.store.rows import finding_row, job_row, jsonable, poll_row, transition_row, worker_event_row
 from pollwatch.store.views import ensure_views
 
 SCHEMA_VERSION = 1
@@ -324,11 +323,11 @@ class Store:
     def _add(self, batch: _Batch, kind: str, item: Any) -> None:
         sid = self.session.id
         if kind == "session":
-            batch.session = _jsonable(item)
+            batch.session = jsonable(item)
         elif kind == "finding":
-            batch.findings[item.key] = _finding_row(item, sid)
+            batch.findings[item.key] = finding_row(item, sid)
         elif kind == "check":
-            batch.checks.append(_jsonable(item.model_dump()) | {"session_id": sid})
+            batch.checks.append(jsonable(item.model_dump()) | {"session_id": sid})
         elif kind == "worker":
             batch.worker_events.append(worker_event_row(item, sid))
         else:
@@ -336,10 +335,10 @@ class Store:
             if update.job is not None:
                 batch.jobs[update.job.key] = update.job
             if update.poll is not None:
-                batch.polls.append(_poll_row(update.poll, sid))
-            batch.transitions += [_transition_row(t, sid) for t in update.transitions]
+                batch.polls.append(poll_row(update.poll, sid))
+            batch.transitions += [transition_row(t, sid) for t in update.transitions]
             for finding in update.findings:
-                batch.findings[finding.key] = _finding_row(finding, sid)
+                batch.findings[finding.key] = finding_row(finding, sid)
 
     def _write(self, db: sqlite_utils.Database | None, batch: _Batch) -> bool:
         try:
@@ -347,7 +346,7 @@ class Store:
                 raise StorageError("cannot open the database")
             with db.conn:
                 for table, rows in (("sessions", [batch.session] if batch.session else []),
-                                    ("jobs", [_job_row(j, self.session.id) for j in batch.jobs.values()]),
+                                    ("jobs", [job_row(j, self.session.id) for j in batch.jobs.values()]),
                                     ("polls", batch.polls), ("transitions", batch.transitions),
                                     ("findings", batch.findings.values()), ("checks", batch.checks),
                                     ("worker_events", batch.worker_events)):
@@ -363,38 +362,3 @@ class Store:
             return False
         self.rows_written += batch.rows()
         return True
-
-
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    """A row ready for SQLite: every text made safe (core/redact.py), nested values as JSON."""
-    out: dict[str, Any] = {}
-    for key, value in ((k, safe_value(v, k)) for k, v in row.items()):
-        if isinstance(value, dict | list):  # most are empty
-            value = json.dumps(value, sort_keys=True) if value else "{}" if isinstance(value, dict) else "[]"
-        out[key] = value
-    return out
-
-
-def _job_row(job: JobSnapshot, session_id: str) -> dict[str, Any]:
-    return _jsonable(job.model_dump()) | {"session_id": session_id}
-
-
-def _poll_row(poll: PollRecord, session_id: str) -> dict[str, Any]:
-    return _jsonable(poll.model_dump()) | {"session_id": session_id}
-
-
-def _transition_row(transition: Transition, session_id: str) -> dict[str, Any]:
-    return _jsonable(transition.model_dump()) | {"session_id": session_id}
-
-
-def _finding_row(finding: Finding, session_id: str) -> dict[str, Any]:
-    row = _jsonable(finding.model_dump())
-    row["severity"] = finding.severity.value
-    return row | {"session_id": session_id}
-
-
-def worker_event_row(event: WorkerEvent, session_id: str, job_key: str | None = None) -> dict[str, Any]:
-    """A worker event as stored: only the fields the join and the rules need, bounded, redacted."""
-    row = _jsonable(event.model_dump())
-    row["state"] = event.state.value if event.state else None
-    return row | {"session_id": session_id, "job_key": job_key}

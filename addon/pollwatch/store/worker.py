@@ -23,7 +23,8 @@ from pollwatch.core.records import JobSnapshot, PollRecord
 from pollwatch.core.worker import WorkerEvent, WorkerSettings
 from pollwatch.core.worker_rules import WORKER_SCOPE, WorkerJudge
 from pollwatch.errors import StorageError, first_line
-from pollwatch.store.database import WRITE_SQL, Session, _finding_row, _jsonable, connect, worker_event_row
+from pollwatch.store.database import WRITE_SQL, Session, connect
+from pollwatch.store.rows import finding_row, jsonable, worker_event_row
 
 GRACE_SETTING = "worker_grace"
 """Session setting that records the grace a run judged with; the newest one is used."""
@@ -58,7 +59,7 @@ def ingest(db_path: str | Path, events: list[WorkerEvent], *, settings: WorkerSe
         try:
             with db.conn:
                 rows = _new_rows(db.conn, [worker_event_row(e, session.id) for e in events])
-                _insert(db.conn, "sessions", [_jsonable(session.model_dump())])
+                _insert(db.conn, "sessions", [jsonable(session.model_dump())])
                 _insert(db.conn, "worker_events", rows)
                 result = recompute(db.conn, settings)
                 (linked,) = db.conn.execute("select count(*) from worker_events where session_id = ? and job_key "
@@ -144,7 +145,7 @@ def recompute(conn: sqlite3.Connection, settings: WorkerSettings) -> Recomputed:
     keys = [(judge.join.job_of(event), row_id) for row_id, _, event in stored]
     conn.executemany("update worker_events set job_key = ? where id = ?", keys)
     conn.execute("delete from findings where key like ?", (f"%:{WORKER_SCOPE}",))
-    _insert(conn, "findings", [_finding_row(f, sid) for sid, f in latest.values()])
+    _insert(conn, "findings", [finding_row(f, sid) for sid, f in latest.values()])
     counts: dict[str, int] = {}
     for _, f in latest.values():
         counts[f.severity.value] = counts.get(f.severity.value, 0) + 1

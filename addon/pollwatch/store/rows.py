@@ -1,0 +1,60 @@
+"""Rows as the database stores them: every text cell made safe (core/redact.py), nested values as
+JSON. Made in the writer thread for every poll, so cells pollwatch filled itself are passed by."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pollwatch.core.findings import Finding
+from pollwatch.core.records import JobSnapshot, PollRecord, Transition
+from pollwatch.core.redact import VALIDATORS, safe_cell, safe_value
+from pollwatch.core.worker import WorkerEvent
+
+_PLAIN = frozenset({int, float, bool})
+"""Cell types with nothing to make safe."""
+_OWN_WORDS = frozenset({"session_id", "job_key", "kind", "matched_by", "state", "cache_verdict",
+                        "served_by", "body_sha256", "created_by", "reference_source", "last_state", "terminal_state",
+                        "from_state", "to_state"})
+"""Columns pollwatch fills with its own words (keys it made, its state and verdict names, hashes),
+never with text from the traffic: nothing in them to redact, and they come with every poll."""
+
+
+def jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """A row ready for SQLite: every text made safe (core/redact.py), nested values as JSON."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if value is None or value.__class__ in _PLAIN or key in _OWN_WORDS:
+            pass
+        elif isinstance(value, str):
+            if key not in VALIDATORS:
+                value = safe_cell(value)
+        elif isinstance(value, dict | list):  # most are empty
+            value = json.dumps(safe_value(value, key), sort_keys=True) if value else "{}" if isinstance(value, dict) else "[]"
+        out[key] = value
+    return out
+
+
+def job_row(job: JobSnapshot, session_id: str) -> dict[str, Any]:
+    return jsonable(job.model_dump()) | {"session_id": session_id}
+
+
+def poll_row(poll: PollRecord, session_id: str) -> dict[str, Any]:
+    return jsonable(poll.model_dump()) | {"session_id": session_id}
+
+
+def transition_row(transition: Transition, session_id: str) -> dict[str, Any]:
+    return jsonable(transition.model_dump()) | {"session_id": session_id}
+
+
+def finding_row(finding: Finding, session_id: str) -> dict[str, Any]:
+    row = jsonable(finding.model_dump())
+    row["severity"] = finding.severity.value
+    return row | {"session_id": session_id}
+
+
+def worker_event_row(event: WorkerEvent, session_id: str, job_key: str | None = None) -> dict[str, Any]:
+    """A worker event as stored: only the fields the join and the rules need, bounded, redacted."""
+    row = jsonable(event.model_dump())
+    row["state"] = event.state.value if event.state else None
+    return row | {"session_id": session_id, "job_key": job_key}
