@@ -66,7 +66,7 @@ class Discovery:
                           job_key: str | None) -> None:
         if not (returned_ids or url_ids):
             return
-        mutation = Mutation(obs, frozenset(returned_ids), frozenset(url_ids), job_key)
+        mutation = Mutation(obs.loaded(), frozenset(returned_ids), frozenset(url_ids), job_key)  # kept: not its flow
         self._mutations.append(mutation)
         for identifier in mutation.returned_ids:
             self._by_returned[identifier] = mutation
@@ -107,7 +107,7 @@ class Discovery:
             if not may_start or len(obs.body) > CANDIDATE_BODY_LIMIT:
                 return None
             found = Candidate()
-        found.polls = [*found.polls[-(CANDIDATE_POLLS - 1):], (obs, state)]
+        found.polls = [*found.polls[-(CANDIDATE_POLLS - 1):], (obs.loaded(), state)]  # kept: not its flow
         self._candidates[key] = found
         if len(self._candidates) > CANDIDATE_URLS:
             self._candidates.popitem(last=False)
