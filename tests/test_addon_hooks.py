@@ -257,3 +257,28 @@ async def test_a_large_gzip_body_is_only_inflated_as_far_as_the_excerpt(watch):
     flow.response.raw_content = gzip.compress(b'{"status": "running", "pad": "' + b"x" * 50_000_000 + b'"}')
     obs = observation_from_flow(flow)
     assert len(obs.content()) == BODY_EXCERPT_LIMIT and obs.body_truncated
+
+
+def test_a_request_with_two_host_headers_is_not_given_another_requests_url():
+    from pollwatch.mitm.flows import observation_from_flow
+
+    def with_hosts(*hosts: bytes) -> http.HTTPFlow:
+        flow = tflow.tflow(resp=True)
+        flow.request.headers = http.Headers([(b"Host", host) for host in hosts])
+        return flow
+
+    first = observation_from_flow(with_hosts(b"a.test", b"b.test")).url
+    second = observation_from_flow(with_hosts(b"a.test", b"c.test")).url
+    assert first != second and "c.test" in second
+
+
+def test_headers_are_decoded_when_first_asked_and_kept_from_then_on():
+    from pollwatch.mitm.flows import observation_from_flow
+
+    flow = tflow.tflow(resp=True)
+    obs = observation_from_flow(flow)
+    flow.response.headers["x-later"] = "changed after the observation was loaded"
+    assert "x-later" in obs.response_headers  # loaded on first use, from the flow as it is then
+    loaded = observation_from_flow(flow).loaded()
+    flow.response.headers["x-after-load"] = "1"
+    assert "x-after-load" not in loaded.response_headers

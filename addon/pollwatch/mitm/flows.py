@@ -37,13 +37,12 @@ def request_url(request: http.Request) -> str:
 
 
 def raw_header(fields: tuple[tuple[bytes, bytes], ...], name: bytes) -> bytes | None:
-    """The first value of header `name` (lower-case bytes) in mitmproxy's raw fields: cheaper than
-    a lookup in its multidict, which lower-cases every name first."""
+    """Header `name` (lower-case bytes) from mitmproxy's raw fields, repeated fields joined by ", "
+    as mitmproxy's own lookup joins them (a second Host header must change the answer); cheaper
+    than that lookup, which lower-cases every name first. None when it is absent."""
     size = len(name)
-    for field, value in fields:
-        if len(field) == size and field.lower() == name:
-            return value
-    return None
+    found = [value for field, value in fields if len(field) == size and field.lower() == name]
+    return found[0] if len(found) == 1 else b", ".join(found) if found else None
 
 
 def _full_url(request: http.Request) -> str:
