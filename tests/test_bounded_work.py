@@ -228,3 +228,38 @@ def test_ordinary_ids_find_the_same_lookalike_as_before(unknown, known, expected
     from pollwatch.core.lookalike import closest_id
 
     assert closest_id(unknown, known) == expected
+
+
+# --- per-poll records -----------------------------------------------------------------------------
+
+
+def test_tracking_a_healthy_poll_builds_no_pydantic_model(monkeypatch):
+    """Issue 13: the records the core makes for every poll are plain slotted classes; pydantic
+    models stay at the boundaries (config, records read back, JSON output)."""
+    import pydantic
+
+    traffic = _tracker_with_jobs(["e-1"])
+    built: list[str] = []
+    original = pydantic.BaseModel.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(type(self).__name__)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pydantic.BaseModel, "__init__", counting)
+    updates = [traffic.poll(state) for state in ("running", "running", "succeeded")]
+    assert all(u is not None and u.poll is not None and u.job is not None for u in updates)
+    assert updates[-1].job.terminal_state == "succeeded"
+    assert built == []
+
+
+def test_a_poll_record_read_back_is_validated_field_by_field():
+    from pydantic import ValidationError
+
+    from pollwatch.core.records import PollRecord, as_dict, validated
+
+    traffic = _tracker_with_jobs(["e-1"])
+    record = traffic.poll("running").poll
+    assert validated(PollRecord, as_dict(record)) == record
+    with pytest.raises(ValidationError, match="kind"):
+        validated(PollRecord, as_dict(record) | {"kind": "neither"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pollwatch.core.contract import (
@@ -62,7 +62,7 @@ class ContractBuilder:
                 continue
             if each.poll.kind == "create" and each.poll.body and seen.create_document is None:
                 seen.create_document = _json_object(each.poll.body)
-            seen.polls.append(each.poll.model_copy(update={"body": None}))
+            seen.polls.append(replace(each.poll, body=None))
 
     def contract(self) -> Contract:
         groups: dict[str, list[_Seen]] = {}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pollwatch.core.findings import CATALOGUE, Finding
+from pollwatch.core.records import as_dict
 from pollwatch.core.redact import safe_value
 from pollwatch.live.board import Seen
 from pollwatch.report.timeline import code_anchor
@@ -37,7 +38,7 @@ def codes_of(seen: Seen) -> list[str]:
 
 def job_row(seen: Seen, session_id: str, now: float | None = None) -> dict[str, Any]:
     """A job from the tracker, shaped like a row of `pollwatch jobs --format json`."""
-    job = _stored(seen.job.model_dump())
+    job = _stored(as_dict(seen.job))
     findings = unique(seen.findings)
     severities = Counter(f.severity.value for f in findings)
     idle = None  # as the stuck_jobs view: only a job without a terminal state is idle

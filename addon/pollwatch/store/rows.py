@@ -4,10 +4,11 @@ JSON. Made in the writer thread for every poll, so cells pollwatch filled itself
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from pollwatch.core.findings import Finding
-from pollwatch.core.records import JobSnapshot, PollRecord, Transition
+from pollwatch.core.records import JobSnapshot, PollRecord, Transition, items
 from pollwatch.core.redact import VALIDATORS, safe_cell, safe_value
 from pollwatch.core.worker import WorkerEvent
 
@@ -20,10 +21,10 @@ _OWN_WORDS = frozenset({"session_id", "job_key", "kind", "matched_by", "state", 
 never with text from the traffic: nothing in them to redact, and they come with every poll."""
 
 
-def jsonable(row: dict[str, Any]) -> dict[str, Any]:
+def jsonable(row: dict[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
     """A row ready for SQLite: every text made safe (core/redact.py), nested values as JSON."""
     out: dict[str, Any] = {}
-    for key, value in row.items():
+    for key, value in row.items() if isinstance(row, dict) else row:
         if value is None or value.__class__ in _PLAIN or key in _OWN_WORDS:
             pass
         elif isinstance(value, str):
@@ -36,15 +37,15 @@ def jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def job_row(job: JobSnapshot, session_id: str) -> dict[str, Any]:
-    return jsonable(job.model_dump()) | {"session_id": session_id}
+    return jsonable(items(job)) | {"session_id": session_id}
 
 
 def poll_row(poll: PollRecord, session_id: str) -> dict[str, Any]:
-    return jsonable(poll.model_dump()) | {"session_id": session_id}
+    return jsonable(items(poll)) | {"session_id": session_id}
 
 
 def transition_row(transition: Transition, session_id: str) -> dict[str, Any]:
-    return jsonable(transition.model_dump()) | {"session_id": session_id}
+    return jsonable(items(transition)) | {"session_id": session_id}
 
 
 def finding_row(finding: Finding, session_id: str) -> dict[str, Any]:

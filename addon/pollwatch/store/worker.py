@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from pollwatch.core.findings import Finding
-from pollwatch.core.records import JobSnapshot, PollRecord
+from pollwatch.core.records import JobSnapshot, PollRecord, validated
 from pollwatch.core.worker import WorkerEvent, WorkerSettings
 from pollwatch.core.worker_rules import WORKER_SCOPE, WorkerJudge
 from pollwatch.errors import StorageError, first_line
@@ -173,8 +173,8 @@ def _event(row: sqlite3.Row) -> WorkerEvent:
 def _job(row: sqlite3.Row) -> JobSnapshot:
     data = _decoded(row, "operation_ids")
     data["states"] = json.loads(row["states"] or "[]")
-    return JobSnapshot.model_validate(data)
+    return validated(JobSnapshot, data)
 
 
 def _poll(row: sqlite3.Row) -> PollRecord:
-    return PollRecord.model_validate(_decoded(row, "response_cache_headers", "request_cache_headers", "ids"))
+    return validated(PollRecord, _decoded(row, "response_cache_headers", "request_cache_headers", "ids"))
