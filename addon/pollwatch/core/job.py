@@ -77,7 +77,9 @@ class Job:
     last_activity: float = 0.0
     retry_after: float | None = None  # the latest Retry-After any client got: the server's rhythm
     retry_after_for: dict[str | None, tuple[float, float]] = field(default_factory=dict)  # client -> (s, when)
-    etags: dict[str, State] = field(default_factory=dict)
+    etags: dict[str, State] = field(default_factory=dict)  # only through remember_etag
+    etag_follows_state: bool = False
+    """The server sent different ETags with different states: its 304s mean "same state"."""
     # The latest RECENT_POLLS polls as (request_ts, response_ts, state number) and the latest
     # INTERVALS intervals, in flat arrays of doubles: a tenth of the memory of tuples of floats.
     recent: array[float] = field(default_factory=lambda: array("d"))
@@ -148,16 +150,15 @@ class Job:
             self.terminal_state, self.terminal_at = state, ts
         return changed
 
-    @property
-    def etag_follows_state(self) -> bool:
-        """The server sent different ETags with different states: its 304s mean "same state"."""
-        return len(set(self.etags.values())) >= 2
-
     def remember_etag(self, etag: str, state: State) -> None:
         """The state first sent with `etag` (bounded: the oldest tags are forgotten)."""
-        self.etags.setdefault(etag, state)
+        if etag in self.etags:
+            return
+        self.etags[etag] = state
         if len(self.etags) > MAX_ETAGS:
             del self.etags[next(iter(self.etags))]
+        # Asked on every poll, so kept rather than computed: state members are singletons.
+        self.etag_follows_state = len({id(s) for s in self.etags.values()}) >= 2
 
     def snapshot(self) -> JobSnapshot:
         """The job as consumers see it after this update (one per poll: `_value_`, not the slower
