@@ -4,7 +4,7 @@ import pytest
 
 from pollwatch.core.references import Template, find_reference, is_job_creation
 from pollwatch.core.urls import url_key
-from pollwatch.core.observation import Headers
+from pollwatch.core.observation import Headers, Observation
 
 CREATE = "https://api.test/v1/reports"
 
@@ -13,17 +13,34 @@ def ref(headers=None, body=None):
     return find_reference(CREATE, Headers.of(headers or {}), body)
 
 
-def test_202_creates_a_job_whatever_the_method():
-    assert is_job_creation(202, Headers(), ()) and is_job_creation(202, Headers.of({}), ())
+def answer(method: str, status: int, headers: dict[str, str] | None = None) -> Observation:
+    return Observation.make(flow_id="f1", method=method, url=CREATE, status=status, response_headers=headers or {},
+                            request_headers={}, body=b"", request_ts=1.0, response_ts=1.1)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "GET"])
+def test_202_creates_a_job_whatever_the_method(method):
+    assert is_job_creation(answer(method, 202))
 
 
 @pytest.mark.parametrize("header", ["Operation-Location", "Azure-AsyncOperation"])
 def test_201_with_an_async_operation_header_creates_a_job(header):
-    assert is_job_creation(201, Headers.of({header: "https://x/op/1"}))
+    assert is_job_creation(answer("PUT", 201, {header: "https://x/op/1"}))
 
 
 def test_plain_201_with_location_does_not_create_a_job():
-    assert not is_job_creation(201, Headers.of({"Location": "/things/1"}))
+    assert not is_job_creation(answer("POST", 201, {"Location": "/things/1"}))
+
+
+def test_a_configured_status_header_makes_a_200_a_creation():
+    assert not is_job_creation(answer("POST", 200, {"X-Task-Url": "/tasks/7"}))
+    assert is_job_creation(answer("POST", 200, {"X-Task-Url": "/tasks/7"}), ["x-task-url"])
+
+
+def test_the_headers_of_a_response_that_is_not_2xx_are_never_decoded():
+    obs = answer("GET", 404).with_body_loader(lambda: (b"", False))
+    obs._response_headers = lambda: pytest.fail("headers decoded")  # type: ignore[assignment]
+    assert not is_job_creation(obs)
 
 
 def test_header_order_prefers_operation_location_over_location():

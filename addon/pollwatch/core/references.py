@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 from pydantic import BaseModel
 
 from pollwatch.core.documents import layers, link, looks_like_id, lookup, names_the_job, scalar_id
-from pollwatch.core.observation import Headers
+from pollwatch.core.observation import Headers, Observation
 from pollwatch.core.urls import origin_of, path_segments, query_values, split, url_tokens
 
 ASYNC_HEADERS = ("operation-location", "azure-asyncoperation")
@@ -71,11 +71,13 @@ CREATED = frozenset({200, 201, 202})
 """The only statuses a job-creating response has (see is_job_creation)."""
 
 
-def is_job_creation(status: int | None, headers: Headers, extra_headers: Sequence[str] = ()) -> bool:
-    """202 to any method, or 200/201 with an async-operation header."""
-    if status == 202:
+def is_job_creation(obs: Observation, extra_headers: Sequence[str] = ()) -> bool:
+    """202 to any method, or 200/201 with an async-operation header. The status decides first:
+    the headers are decoded only for a 200 or 201 (most flows are neither job traffic nor 2xx)."""
+    if obs.status == 202:
         return True
-    if status in (200, 201):
+    if obs.status in (200, 201):
+        headers = obs.response_headers
         return any(h in headers for h in (*ASYNC_HEADERS, *extra_headers))
     return False
 

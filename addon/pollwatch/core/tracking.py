@@ -81,8 +81,7 @@ class Tracker:
         if mutating and self._acts_on_a_running_job(obs):
             return None  # a cancel or an update of a job in flight, not a new job
         document = parse_json_object(obs.content()) if mutating else None
-        strong = obs.status in CREATED and is_job_creation(obs.status, obs.response_headers,  # headers decoded
-                                                           self.config.status_headers)  # only for these
+        strong = is_job_creation(obs, self.config.status_headers)
         if strong or (mutating and self._names_a_running_job(document)):
             update = self._create(obs, learn=strong)  # before an unknown id: a GET-202 monitor fits a template too
             if mutating:
