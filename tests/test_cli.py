@@ -44,6 +44,39 @@ def test_warnings_json_contract(db):
     assert isinstance(finding["ts"], float) and finding["evidence"]["headers"]["cache-control"] == "max-age=30"
 
 
+def test_json_listings_print_one_row_to_a_line_with_sorted_keys(db):
+    result = invoke("jobs", "--db", db, "--format", "json")
+    lines = result.output.splitlines()
+    assert lines[0] == "[" and lines[-1] == "]" and len(lines) == 3
+    [job] = json.loads(result.output)
+    assert lines[1].strip() == json.dumps(job, sort_keys=True, separators=(",", ":"))
+
+
+def test_rows_the_fast_encoder_refuses_are_printed_in_the_same_shape(capsysbinary):
+    """orjson refuses lone surrogates (a JSON document may hold the escape) and integers beyond
+    64 bits; json writes those rows instead."""
+    from pollwatch.cli.render import echo_json
+
+    rows = [{"b": 1, "a": "x"}, {"text": "half a pair \ud800"}, {"n": 2**70}]
+    echo_json(rows)
+    out = capsysbinary.readouterr().out.decode()
+    assert json.loads(out) == rows
+    assert out.splitlines()[1:4] == ['  {"a":"x","b":1},', '  {"text":"half a pair \\ud800"},', f'  {{"n":{2**70}}}']
+
+
+def test_a_reader_that_leaves_early_gets_no_error_line(db):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pollwatch = Path(sys.executable).with_name("pollwatch")
+    process = subprocess.Popen([str(pollwatch), "jobs", "--db", str(db), "--format", "json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the command has written anything: its write fails (EPIPE)
+    assert process.stderr.read() == b""
+    assert process.wait(timeout=60) in (0, 1)
+
+
 def test_jobs_table_shows_the_state_sequence(db):
     result = invoke("jobs", "--db", db)
     assert result.exit_code == 0 and "e-1" in result.output and "succeeded" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 
 import pytest
@@ -65,3 +66,14 @@ def test_text_that_is_not_utf8_in_a_damaged_database_gives_no_traceback(analysed
         conn.execute("update jobs set states = cast(x'ff' as text) where job_id != 'e-1001'")
     result = CliRunner().invoke(main, [*command, "--db", str(analysed)])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+
+
+def test_a_job_listing_with_text_that_is_not_utf8_shows_it_replaced(analysed):
+    """The fast read (SQLite's own UTF-8 decoding) meets bytes it cannot decode: the rows are read
+    again the careful way, with the bad bytes replaced, and nothing else changes."""
+    with sqlite3.connect(analysed) as conn:
+        conn.execute("update jobs set host = cast(x'6170692dff' as text) where job_id = 'e-1001'")
+    result = CliRunner().invoke(main, ["jobs", "--db", str(analysed), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    [job] = [j for j in json.loads(result.stdout) if j["job_id"] == "e-1001"]
+    assert job["host"] == "api-\ufffd" and job["states"][-1] == "succeeded"

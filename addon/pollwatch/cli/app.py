@@ -40,6 +40,8 @@ class PollwatchGroup(click.Group):
             raise click.ClickException(str(exc)) from exc
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:  # the reader left (`| head`): click ends quietly, as a filter does
+            raise
         except sqlite3.Error as exc:
             failure = database_failure(ctx.meta.get(DATABASE) or "the database", exc, doing="use")
             raise click.ClickException(str(failure)) from exc

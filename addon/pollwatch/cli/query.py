@@ -36,7 +36,7 @@ from pollwatch.cli.options import (
     session_option,
     since_option,
 )
-from pollwatch.cli.render import STATE_STYLE, SEVERITY_STYLE, Cell, emit, table
+from pollwatch.cli.render import STATE_STYLE, SEVERITY_STYLE, Cell, echo_json, emit, table
 from pollwatch.store.query import (
     SEVERITIES,
     count_findings,
@@ -140,6 +140,9 @@ def jobs(db: str, session: str | None, state: str | None, terminal: bool | None,
     total, rows = _read(db, lambda conn: (
         count_jobs(conn, session, **filters) if shown is not None else None,
         list_jobs(conn, session, limit=shown, **filters)))
+    if fmt == "json":  # every job of the database: none of the table's preparation
+        echo_json(rows)
+        return
     keys, key = _key_column(rows)
     if stuck_after is not None:
         emit(rows, fmt, f"stuck job(s) in {db}: no terminal state, no poll for {stuck_after:g}s or more",
@@ -179,6 +182,9 @@ def warnings(db: str, session: str | None, code: str | None, severity: str | Non
     total, rows = _read(db, lambda conn: (
         count_findings(conn, session, **filters) if shown is not None else None,
         list_findings(conn, session, limit=shown, **filters)))
+    if fmt == "json":
+        echo_json(rows)
+        return
     when, day = _clock(r["ts"] for r in rows)
     emit(rows, fmt, f"finding(s) in {db}{day}", ("time", "severity", "code", "job", "count", "message"),
           lambda r: [when(r["ts"]), _severity(r["severity"]), r["code"], r["job_id"] or "-", str(r["count"]),

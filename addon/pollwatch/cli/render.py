@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import click
+import orjson
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -44,10 +46,25 @@ def emit(rows: list[dict[str, Any]], fmt: str, title: str, columns: Sequence[str
 
 
 def echo_json(rows: list[dict[str, Any]]) -> None:
-    """A JSON array, one row to a line: json's C encoder (with `indent` it falls back to pure
-    Python, several times slower on a hundred thousand rows), still readable and greppable."""
+    """A JSON array, one row to a line (readable and greppable), keys sorted, compact. A listing
+    may hold every job of a large database: orjson encodes a row several times faster than json's
+    C encoder, and each row is written as it is encoded (a list of 100,000 small encoded rows
+    fragments the heap to a gigabyte). A row orjson refuses (a lone surrogate, an integer beyond
+    64 bits) goes through json, in the same shape."""
     if not rows:
         click.echo("[]")
         return
-    encode = json.JSONEncoder(sort_keys=True).encode
-    click.echo("[\n  " + ",\n  ".join(map(encode, rows)) + "\n]")
+    out = sys.stdout.buffer  # the real stream's, or click's test runner's
+    out.write(b"[\n  ")
+    for i, row in enumerate(rows):
+        if i:
+            out.write(b",\n  ")
+        try:
+            out.write(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
+        except TypeError:  # orjson.JSONEncodeError is one
+            out.write(_FALLBACK(row).encode())
+    out.write(b"\n]\n")
+    out.flush()
+
+
+_FALLBACK = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode

@@ -21,6 +21,7 @@ from pollwatch.core.findings import CATALOGUE, Severity
 from pollwatch.core.states import State
 from pollwatch.errors import ReportError
 from pollwatch.store.query import list_worker_events, polls_behind_worker, worker_end
+from pollwatch.store.reading import collector_paused, plain_rows
 
 STATES = tuple(s.value for s in State)
 """Canonical states in lifecycle order (queued ... expired, unknown)."""
@@ -121,7 +122,9 @@ def load(conn: sqlite3.Connection, db: str, *, session: str | None = None, job_p
     where, args = "where (? is null or session_id = ?)", [session, session]
     job_where = where + (" and substr(job_id, 1, ?) = ?" if job_prefix else "")
     job_args = args + ([len(job_prefix), job_prefix] if job_prefix else [])
-    rows = [dict(r) for r in conn.execute(f"select * from jobs {job_where} order by created_at, key", job_args)]
+    with collector_paused():  # every job of the database, as plain rows: see store/reading.py
+        names, plain = plain_rows(conn, f"select * from jobs {job_where} order by created_at, key", job_args)
+        rows = [dict(zip(names, r)) for r in plain]
     if job_prefix and not rows:
         raise ReportError(f"{db}: no job id starts with {job_prefix!r}")
     by_job: dict[str | None, list[dict[str, Any]]] = defaultdict(list)

@@ -13,11 +13,13 @@ import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from pollwatch.core.findings import Severity
 from pollwatch.core.states import State
 from pollwatch.errors import QueryError
+from pollwatch.store.reading import collector_paused, plain_rows
 
 SEVERITIES = tuple(s.value for s in Severity)  # least to most severe
 """Least to most severe: `--severity warning` means warning and error."""
@@ -69,8 +71,7 @@ def list_jobs(conn: sqlite3.Connection, session: str | None = None, *, state: st
     idle. Their keys are picked on the bare tables, so a limited listing costs what it shows."""
     where, order = _job_filter(session, state, terminal, host, has_finding, code, since, stuck_after, key)
     if limit is None:
-        rows = conn.execute(f"{JOB_ROWS}{where.sql} order by {order}", where.args).fetchall()
-        return [_job(r) for r in rows]
+        return _jobs(conn, f"{JOB_ROWS}{where.sql} order by {order}", where.args)
     newest = stuck_after is None  # chronological: the newest are the last rows
     pick = "st.idle_seconds desc, s.key" if not newest else "s.created_at desc, s.key desc"
     keys = [r[0] for r in conn.execute(f"select s.key {_JOB_FROM}{where.sql} order by {pick} limit ?",
@@ -94,8 +95,7 @@ def jobs_by_key(conn: sqlite3.Connection, keys: Sequence[str], chunk: int = 500)
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(keys), chunk):
         part = list(keys[start:start + chunk])
-        rows = conn.execute(f"{JOB_ROWS} where s.key in ({','.join('?' * len(part))})", part)
-        found.update((r["key"], _job(r)) for r in rows)
+        found.update((r["key"], r) for r in _jobs(conn, f"{JOB_ROWS} where s.key in ({','.join('?' * len(part))})", part))
     return found
 
 
@@ -117,16 +117,25 @@ def _job_filter(session: str | None, state: str | None, terminal: bool | None, h
     return where, ("st.idle_seconds desc, s.key" if stuck_after is not None else "s.created_at, s.key")
 
 
-def _job(r: sqlite3.Row) -> dict[str, Any]:
-    return {
-        "job_id": r["job_id"], "status_url": r["status_url"], "host": r["host"], "created_at": r["created_at"],
-        "states": json.loads(r["states"] or "[]"), "terminal_state": r["terminal_state"], "polls": r["polls"],
-        "last_state": r["last_state"], "polls_after_terminal": r["polls_after_terminal"],
-        "created_by": r["created_by"], "findings": r["findings"], "session_id": r["session_id"], "key": r["key"],
-        "terminal_at": r["terminal_at"], "last_poll_at": r["last_poll_at"], "codes": _split_codes(r["codes"]),
-        "findings_by_severity": {s: r[f"{s}s"] for s in SEVERITIES},
-        "idle_seconds": r["idle_seconds"],
-    }
+_JOB_COLUMNS = ("created_at", "created_by", "findings", "host", "idle_seconds", "job_id", "key", "last_poll_at",
+                "last_state", "polls", "polls_after_terminal", "session_id", "status_url", "terminal_at",
+                "terminal_state")
+"""The columns of JOB_ROWS a row of `pollwatch jobs --format json` carries as they are."""
+
+
+def _jobs(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+    """Rows of `pollwatch jobs --format json`. A listing may hold every job of a large database,
+    so the rows are read as plain tuples and mapped by position (sqlite3.Row's lookups by name,
+    and decoding text in Python, cost more than the query)."""
+    with collector_paused():
+        names, rows = plain_rows(conn, sql, args)
+        at = {name: i for i, name in enumerate(names)}
+        plain = itemgetter(*(at[c] for c in _JOB_COLUMNS))
+        states, codes = at["states"], at["codes"]
+        severities = itemgetter(*(at[f"{s}s"] for s in SEVERITIES))
+        return [dict(zip(_JOB_COLUMNS, plain(r)), states=json.loads(r[states] or "[]"),
+                     codes=_split_codes(r[codes]), findings_by_severity=dict(zip(SEVERITIES, severities(r))))
+                for r in rows]
 
 
 def list_findings(conn: sqlite3.Connection, session: str | None = None, *, code: str | None = None,
