@@ -64,6 +64,18 @@ def test_rows_the_fast_encoder_refuses_are_printed_in_the_same_shape(capsysbinar
     assert out.splitlines()[1:4] == ['  {"a":"x","b":1},', '  {"text":"half a pair \\ud800"},', f'  {{"n":{2**70}}}']
 
 
+def test_json_reaches_a_text_only_stdout(monkeypatch):
+    import io
+    import sys
+
+    from pollwatch.cli.render import echo_json
+
+    text = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", text)
+    echo_json([{"job_id": "e-1", "states": ["queued", "succeeded"]}])
+    assert json.loads(text.getvalue()) == [{"job_id": "e-1", "states": ["queued", "succeeded"]}]
+
+
 def test_a_reader_that_leaves_early_gets_no_error_line(db):
     import subprocess
     import sys

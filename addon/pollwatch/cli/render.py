@@ -54,17 +54,20 @@ def echo_json(rows: list[dict[str, Any]]) -> None:
     if not rows:
         click.echo("[]")
         return
-    out = sys.stdout.buffer  # the real stream's, or click's test runner's
-    out.write(b"[\n  ")
+    sys.stdout.flush()  # what was printed before goes first
+    binary = getattr(sys.stdout, "buffer", None)  # the real stream's, or click's test runner's
+    write: Callable[[bytes], object] = binary.write if binary is not None else (
+        lambda data: sys.stdout.write(data.decode()))  # a text-only stream (an embedding program's)
+    write(b"[\n  ")
     for i, row in enumerate(rows):
         if i:
-            out.write(b",\n  ")
+            write(b",\n  ")
         try:
-            out.write(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
+            write(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
         except TypeError:  # orjson.JSONEncodeError is one
-            out.write(_FALLBACK(row).encode())
-    out.write(b"\n]\n")
-    out.flush()
+            write(_FALLBACK(row).encode())
+    write(b"\n]\n")
+    (binary or sys.stdout).flush()
 
 
 _FALLBACK = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
