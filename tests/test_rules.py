@@ -346,41 +346,6 @@ def test_memory_is_bounded_by_max_jobs():
     assert {j.key for jobs in tracker.index._by_id.values() for j in jobs} == set(tracker.jobs)
 
 
-def _finished_job(traffic: Traffic, n: int) -> None:
-    traffic.create(f"/api/exports/e-{n}", body={"id": f"e-{n}", "status": "queued"})
-    traffic.poll("succeeded", f"/api/exports/e-{n}", body={"id": f"e-{n}", "status": "succeeded"})
-
-
-def test_finished_jobs_beyond_max_finished_jobs_leave_memory():
-    traffic = Traffic(Tracker(Config(max_finished_jobs=10)))
-    for n in range(60):
-        _finished_job(traffic, n)
-    tracker = traffic.tracker
-    assert 10 <= len(tracker.jobs) <= 11  # checked as jobs are added: the latest may finish after
-    assert {j.job_id for j in tracker.jobs.values()} >= {f"e-{n}" for n in range(50, 59)}
-    assert {j.key for j in tracker.index._by_status_key.values()} == set(tracker.jobs)
-
-
-def test_jobs_in_flight_are_not_forgotten_for_finished_ones():
-    traffic = Traffic(Tracker(Config(max_finished_jobs=10)))
-    for n in range(20):
-        traffic.create(f"/api/imports/i-{n}", body={"id": f"i-{n}", "status": "queued"})
-    for n in range(40):
-        _finished_job(traffic, n)
-    assert {f"i-{n}" for n in range(20)} <= {j.job_id for j in traffic.tracker.jobs.values()}
-
-
-def test_a_finished_job_still_polled_stays_remembered():
-    traffic = Traffic(Tracker(Config(max_finished_jobs=10)))
-    _finished_job(traffic, 999)
-    late = []
-    for n in range(60):
-        _finished_job(traffic, n)
-        late.append(traffic.poll("succeeded", "/api/exports/e-999", body={"id": "e-999", "status": "succeeded"}))
-    assert {u.job.key for u in late} == {late[0].job.key} and late[-1].job.polls == 61
-    assert all(codes(u) == ["poll-after-terminal"] for u in late)  # never an unknown job
-
-
 def test_404_from_another_host_is_not_job_missing(traffic):
     traffic.create()
     update = traffic.poll(None, "http://staging.test:8080/api/exports/e-1", status=404, body={"error": "nf"})

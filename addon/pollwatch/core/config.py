@@ -36,8 +36,6 @@ class Config(BaseModel):
     stale_date_after: float = Field(5.0, ge=0, description="Date older than arrival by this many seconds is stale")
     keep_bodies: bool = Field(False, description="Store response body excerpts (off: bodies may hold secrets)")
     max_jobs: int = Field(20000, gt=0, description="Jobs kept in memory; the oldest finished ones go first")
-    max_finished_jobs: int = Field(2000, gt=0, description="Finished jobs kept in memory to judge later polls of "
-                                   "them; beyond it the least recently polled go")
 
     @field_validator("states")
     @classmethod

@@ -29,14 +29,12 @@ class Match(NamedTuple):
 class JobIndex:
     """Every remembered job, in creation order, with the lookups polls are matched through."""
 
-    def __init__(self, templates: list[Template], max_jobs: int, max_finished: int | None = None) -> None:
+    def __init__(self, templates: list[Template], max_jobs: int) -> None:
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.active: dict[str, Job] = {}  # jobs the lifecycle rules still have to judge
         self.templates = list(templates)
         self._learnt: set[tuple[str, ...]] = {t.segments for t in templates}
         self._max_jobs = max_jobs
-        self._max_finished = max_jobs if max_finished is None else min(max_finished, max_jobs)
-        self._added = 0
         self._by_status_key: dict[str, Job] = {}
         self._by_path: dict[str, Job | None] = {}  # None: several jobs share the path
         self._by_id: dict[str, list[Job]] = {}
@@ -110,9 +108,6 @@ class JobIndex:
             self._off_host[job.off_host_key] = job
         self.active[job.key] = job
         self._evict()
-        self._added += 1
-        if self._added % max(self._max_finished // 10, 1) == 0:  # the scan is paid once per many jobs
-            self._forget_finished()
 
     def index_status_url(self, job: Job, url: str) -> None:
         key, path = url_key(url), path_key(url)
@@ -160,17 +155,6 @@ class JobIndex:
         chosen = {j.key for j in done}
         oldest = itertools.islice((j for j in self.jobs.values() if j.key not in chosen), excess - len(done))
         for job in [*done, *oldest]:
-            self._forget(job)
-
-    def _forget_finished(self) -> None:
-        """Finished jobs leave memory: beyond `max_finished` of them, the least recently polled go.
-        A late poll of a finished job is judged with its whole record while it stays (a client
-        still polling keeps it); a long capture holds about that many, not every job it saw."""
-        done = [j for j in self.jobs.values() if j.finished or j.abandoned]
-        if len(done) <= self._max_finished:
-            return
-        done.sort(key=lambda j: j.last_activity)  # stable: equally recent ones, oldest created first
-        for job in done[: len(done) - self._max_finished]:
             self._forget(job)
 
     def _forget(self, job: Job) -> None:

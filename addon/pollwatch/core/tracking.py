@@ -55,8 +55,7 @@ class Tracker:
         self.config = config or Config()
         self._vocabulary = self.config.vocabulary()
         self._state_fields = self.config.all_state_fields()
-        self.index = JobIndex([Template.parse(t) for t in self.config.templates], self.config.max_jobs,
-                              self.config.max_finished_jobs)
+        self.index = JobIndex([Template.parse(t) for t in self.config.templates], self.config.max_jobs)
         self._key_prefix = key_prefix
         self._serial = serial or itertools.count(1)
         self.discovery = Discovery()
