@@ -140,6 +140,16 @@ def test_folders_are_walked_and_other_files_skipped(tmp_path):
     assert len(summary.files) == 2 and summary.jobs == 2
 
 
+def test_the_summary_counts_every_job_even_beyond_those_kept_in_memory(tmp_path):
+    from pollwatch.core.config import Config
+
+    files = [RECORDINGS / f"{name}.flows" for name in ("healthy", "cached-status", "failed")]
+    summary = analyze_recordings(files, tmp_path / "m.sqlite", config=Config(max_jobs=1))
+    with sqlite3.connect(tmp_path / "m.sqlite") as conn:
+        stored = conn.execute("select count(*) from jobs").fetchone()[0]
+    assert summary.jobs == stored == 3
+
+
 def test_analysis_is_deterministic(tmp_path):
     for name in ("one", "two"):
         analyze_recordings([RECORDINGS / "replica-lag.flows", RECORDINGS / "slow-then-fast.flows"], tmp_path / f"{name}.sqlite")

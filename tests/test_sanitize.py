@@ -178,6 +178,20 @@ def test_client_addresses_are_not_shared(planted_files, tmp_path):
     assert b"192.168.7.23" not in (tmp_path / "shared.flows").read_bytes()
 
 
+def test_ids_of_jobs_the_tracker_no_longer_remembers_are_still_known():
+    """A long recording's first jobs leave the tracker's memory (max_jobs) before it ends; their
+    ids must still be kept from redaction and replaced by --pseudonymize."""
+    from pollwatch.core.config import Config
+    from pollwatch.share.pseudonymize import known_ids
+    from pollwatch.share.secrets import Detectors
+
+    flows = [f for name in ("healthy", "cached-status", "failed")
+             for f in io.FlowReader(open(RECORDINGS / f"{name}.flows", "rb")).stream()]
+    everything = known_ids(flows, Detectors())
+    assert known_ids(flows, Detectors(), Config(max_jobs=1)) == everything
+    assert {"e-1001"} <= everything
+
+
 def test_pseudonyms_are_consistent_shaped_and_unguessable():
     first = Pseudonymizer(["e-1001", "8d5cbd398da847bfbcafa13bce7daeb1", "42"], ["tenant.vault.azure.net"])
     again = Pseudonymizer(["e-1001"], [])

@@ -35,6 +35,8 @@ class JobIndex:
         self.templates = list(templates)
         self._learnt: set[tuple[str, ...]] = {t.segments for t in templates}
         self._max_jobs = max_jobs
+        self.added = 0
+        """Jobs ever added: `jobs` holds the latest `max_jobs` of them."""
         self._by_status_key: dict[str, Job] = {}
         self._by_path: dict[str, Job | None] = {}  # None: several jobs share the path
         self._by_id: dict[str, list[Job]] = {}
@@ -90,6 +92,7 @@ class JobIndex:
         """Remember a new job under its status URL, its ids and, when `learn` (a creation that
         announced itself as asynchronous), its URL's shape as a template."""
         self.jobs[job.key] = job
+        self.added += 1
         if ref.status_url:
             self.index_status_url(job, ref.status_url)
         if learn and ref.status_url and ref.job_id:

@@ -22,25 +22,30 @@ from pollwatch.mitm.flows import observation_from_flow
 from pollwatch.core.references import ID_HEADERS
 from pollwatch.share.secrets import Detectors
 from pollwatch.core.redact import REDACTED, key_words, secret_shapes
+from pollwatch.core.config import Config
 from pollwatch.core.tracking import Tracker
 
 
 
 # --- the ids an investigation needs -------------------------------------------------------------
 
-def known_ids(flows: list[http.HTTPFlow], detectors: Detectors) -> frozenset[str]:
+def known_ids(flows: list[http.HTTPFlow], detectors: Detectors, config: Config | None = None) -> frozenset[str]:
     """Job ids (what pollwatch's own core recognises), request/operation ids (id headers) and
     id-named JSON values: kept (never mistaken for secrets) and, with --pseudonymize, replaced.
     An id shaped like a secret (a JWT, a key, a random token) is not kept: the detectors replace
-    it by its fingerprint, the same in its path, Location and body, so its job still links."""
-    tracker = Tracker()
+    it by its fingerprint, the same in its path, Location and body, so its job still links.
+    A job's ids are taken as its exchanges go by: a long recording's early jobs leave the
+    tracker's memory (`max_jobs`) before the end, and their ids must be replaced all the same."""
+    tracker = Tracker(config)
     ids: set[str] = set()
     for flow in flows:
         update = tracker.observe(observation_from_flow(flow))
-        if update is not None and update.poll is not None:
-            ids.update(update.poll.ids.values())
-    for job in tracker.jobs.values():
-        ids.update([job.job_id, *job.aliases, *job.operation_ids.values()])
+        for each in update.all() if update is not None else ():
+            if each.poll is not None:
+                ids.update(each.poll.ids.values())
+            job = tracker.jobs.get(each.job.key) if each.job is not None else None
+            if job is not None:
+                ids.update([job.job_id, *job.aliases, *job.operation_ids.values()])
     for flow in flows:
         for message in (flow.request, flow.response):
             if message is not None:

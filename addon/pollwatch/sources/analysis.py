@@ -70,7 +70,7 @@ def analyze_recordings(paths: Iterable[str | Path], db: str | Path, *, config: C
 
     return AnalysisSummary(
         session_id=session.id, db=str(db), files=[str(s.path) for s in streams],
-        formats=dict(Counter(s.kind for s in streams)), exchanges=total, jobs=len(tracker.jobs),
+        formats=dict(Counter(s.kind for s in streams)), exchanges=total, jobs=tracker.index.added,
         findings=dict(Counter(f.severity.value for f in latest.values())), synthetic_times=synthetic,
     )
 
