@@ -58,10 +58,10 @@ def test_rows_the_fast_encoder_refuses_are_printed_in_the_same_shape(capsysbinar
     from pollwatch.cli.render import echo_json
 
     rows = [{"b": 1, "a": "x"}, {"text": "half a pair \ud800"}, {"n": 2**70}]
-    echo_json(rows)
+    echo_json([*rows, {"blob": b"\xffa"}])  # a BLOB where text belongs: a damaged database
     out = capsysbinary.readouterr().out.decode()
-    assert json.loads(out) == rows
-    assert out.splitlines()[1:4] == ['  {"a":"x","b":1},', '  {"text":"half a pair \\ud800"},', f'  {{"n":{2**70}}}']
+    assert json.loads(out) == [*rows, {"blob": "\ufffda"}]
+    assert out.splitlines()[1:4] == ['  {"a":"x","b":1},', '  {"text":"half a pair \\ud800"},', f'  {{"n":{2**70}}},']
 
 
 def test_json_reaches_a_text_only_stdout(monkeypatch):

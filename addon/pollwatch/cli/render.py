@@ -50,8 +50,8 @@ def echo_json(rows: list[dict[str, Any]]) -> None:
     may hold every job of a large database: orjson encodes a row several times faster than json's
     C encoder, and each row is written as it is encoded (a list of 100,000 small encoded rows
     fragments the heap to a gigabyte). A row orjson refuses (a lone surrogate, an integer beyond
-    64 bits) goes through json, in the same shape."""
-    if not rows:
+    64 bits, bytes) goes through json, in the same shape, so the array is always complete."""
+    if not rows or sys.stdout is None:  # no stdout at all (pythonw): as click.echo, nothing
         click.echo("[]")
         return
     sys.stdout.flush()  # what was printed before goes first
@@ -70,4 +70,9 @@ def echo_json(rows: list[dict[str, Any]]) -> None:
     (binary or sys.stdout).flush()
 
 
-_FALLBACK = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+def _readable(value: object) -> str:
+    """What json cannot encode either, as text: a BLOB where text belongs (a damaged database)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+_FALLBACK = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_readable).encode
