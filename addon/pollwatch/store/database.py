@@ -323,11 +323,11 @@ class Store:
     def _add(self, batch: _Batch, kind: str, item: Any) -> None:
         sid = self.session.id
         if kind == "session":
-            batch.session = jsonable(item)
+            batch.session = jsonable(item.items())
         elif kind == "finding":
             batch.findings[item.key] = finding_row(item, sid)
         elif kind == "check":
-            batch.checks.append(jsonable(item.model_dump()) | {"session_id": sid})
+            batch.checks.append(jsonable(item.model_dump().items()) | {"session_id": sid})
         elif kind == "worker":
             batch.worker_events.append(worker_event_row(item, sid))
         else:

@@ -95,7 +95,8 @@ def jobs_by_key(conn: sqlite3.Connection, keys: Sequence[str], chunk: int = 500)
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(keys), chunk):
         part = list(keys[start:start + chunk])
-        found.update((r["key"], r) for r in _jobs(conn, f"{JOB_ROWS} where s.key in ({','.join('?' * len(part))})", part))
+        rows = _jobs(conn, f"{JOB_ROWS} where s.key in ({','.join('?' * len(part))})", part)
+        found.update((r["key"], r) for r in rows)
     return found
 
 

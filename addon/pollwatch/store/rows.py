@@ -21,10 +21,11 @@ _OWN_WORDS = frozenset({"session_id", "job_key", "kind", "matched_by", "state", 
 never with text from the traffic: nothing in them to redact, and they come with every poll."""
 
 
-def jsonable(row: dict[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    """A row ready for SQLite: every text made safe (core/redact.py), nested values as JSON."""
+def jsonable(row: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """A row, given as (column, value) pairs, ready for SQLite: every text made safe
+    (core/redact.py), nested values as JSON."""
     out: dict[str, Any] = {}
-    for key, value in row.items() if isinstance(row, dict) else row:
+    for key, value in row:
         if value is None or value.__class__ in _PLAIN or key in _OWN_WORDS:
             pass
         elif isinstance(value, str):
@@ -49,13 +50,13 @@ def transition_row(transition: Transition, session_id: str) -> dict[str, Any]:
 
 
 def finding_row(finding: Finding, session_id: str) -> dict[str, Any]:
-    row = jsonable(finding.model_dump())
+    row = jsonable(finding.model_dump().items())
     row["severity"] = finding.severity.value
     return row | {"session_id": session_id}
 
 
 def worker_event_row(event: WorkerEvent, session_id: str, job_key: str | None = None) -> dict[str, Any]:
     """A worker event as stored: only the fields the join and the rules need, bounded, redacted."""
-    row = jsonable(event.model_dump())
+    row = jsonable(event.model_dump().items())
     row["state"] = event.state.value if event.state else None
     return row | {"session_id": session_id, "job_key": job_key}

@@ -59,7 +59,7 @@ def ingest(db_path: str | Path, events: list[WorkerEvent], *, settings: WorkerSe
         try:
             with db.conn:
                 rows = _new_rows(db.conn, [worker_event_row(e, session.id) for e in events])
-                _insert(db.conn, "sessions", [jsonable(session.model_dump())])
+                _insert(db.conn, "sessions", [jsonable(session.model_dump().items())])
                 _insert(db.conn, "worker_events", rows)
                 result = recompute(db.conn, settings)
                 (linked,) = db.conn.execute("select count(*) from worker_events where session_id = ? and job_key "
