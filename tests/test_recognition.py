@@ -278,3 +278,16 @@ def test_very_long_unknown_ids_are_not_compared_for_lookalikes():
     from pollwatch.core.lookalike import closest_id
 
     assert closest_id("x" * 65, ["x" * 64]) is None
+
+
+def test_request_and_operation_ids_are_kept_by_name_including_configured_ones():
+    from pollwatch.core.config import Config
+
+    traffic = Traffic(Tracker(Config(id_headers=["X-Trace-Token"])))
+    traffic.create(headers={"X-Request-Id": "req-1"})
+    update = traffic.poll("running", headers={"x-trace-token": "tt-9", "x-unrelated": "no"},
+                          request_headers={"Traceparent": "00-abc-01"})
+    assert update.poll.ids == {"traceparent": "00-abc-01", "x-trace-token": "tt-9"}
+    job = traffic.tracker.jobs[update.job.key]
+    assert job.operation_ids == {"x-request-id": "req-1", "x-trace-token": "tt-9"}
+    assert traffic.poll("running").poll.ids == {}

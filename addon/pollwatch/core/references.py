@@ -255,6 +255,15 @@ class Template(BaseModel):
         return "/" + "/".join(self.segments)
 
 
-def request_ids(headers: Headers, names: Sequence[str] = ()) -> dict[str, str]:
-    """Operation and request ids worth keeping for support tickets."""
-    return {name: headers[name] for name in (*ID_HEADERS, *(n.lower() for n in names)) if name in headers}
+def id_header_names(extra: Sequence[str] = ()) -> dict[str, None]:
+    """The id headers `request_ids` keeps: ID_HEADERS and the user's, lower-cased, in that order
+    (a dict as an ordered set: built once per tracker, not per poll)."""
+    return dict.fromkeys((*ID_HEADERS, *(n.lower() for n in extra)))
+
+
+def request_ids(headers: Headers, names: Mapping[str, None]) -> dict[str, str]:
+    """Operation and request ids worth keeping for support tickets (`names` from id_header_names).
+    Most exchanges carry none, and one set test over their few headers says so."""
+    if names.keys().isdisjoint(headers.keys()):
+        return {}
+    return {name: headers[name] for name in names if name in headers}

@@ -29,8 +29,8 @@ from pollwatch.core.observation import Headers, Observation
 from pollwatch.core.reading import NOTHING, Reading, looks_like_status, read_state
 from pollwatch.core.records import PollRecord, Transition, Update
 from pollwatch.core.references import (
-    CREATED, MUTATING_METHODS, JobReference, Template, find_reference, id_from_url, is_job_creation, names_a_job, request_ids,
-    self_reference,
+    CREATED, MUTATING_METHODS, JobReference, Template, find_reference, id_from_url, id_header_names, is_job_creation,
+    names_a_job, request_ids, self_reference,
 )
 from pollwatch.core.naming import FindingNamer
 from pollwatch.core.rules import (
@@ -55,6 +55,7 @@ class Tracker:
         self.config = config or Config()
         self._vocabulary = self.config.vocabulary()
         self._state_fields = self.config.all_state_fields()
+        self._id_names = id_header_names(self.config.id_headers)
         self.index = JobIndex([Template.parse(t) for t in self.config.templates], self.config.max_jobs)
         self._key_prefix = key_prefix
         self._serial = serial or itertools.count(1)
@@ -195,7 +196,7 @@ class Tracker:
         job = Job(key=f"{self._key_prefix}{next(self._serial)}", job_id=ref.job_id, aliases=ref.aliases,
                   status_url=ref.status_url, host=origin_of(ref.status_url or obs.url), created_at=obs.response_ts,
                   created_by=created_by, reference_source=ref.source,
-                  operation_ids=request_ids(obs.response_headers, self.config.id_headers))
+                  operation_ids=request_ids(obs.response_headers, self._id_names))
         self.index.add(job, ref, learn=learn)
         return job
 
@@ -339,7 +340,7 @@ class Tracker:
         if obs.status == 202 and reading.source == "status-code":
             job.monitor = True
         self._note_retry_after(job, obs)
-        job.operation_ids.update(request_ids(obs.response_headers, self.config.id_headers))
+        job.operation_ids.update(request_ids(obs.response_headers, self._id_names))
         etag = obs.response_headers.get("etag")
         if etag and reading.state is not None and reading.state is not State.UNKNOWN and obs.status != 304:
             job.remember_etag(etag, reading.state)
@@ -390,7 +391,7 @@ class Tracker:
             response_cache_headers=pick(obs.response_headers, RESPONSE_CACHE_HEADERS),
             request_cache_headers=pick(obs.request_headers, REQUEST_CACHE_HEADERS),
             retry_after=parse_retry_after(obs.response_headers.get("retry-after"), obs.response_ts),
-            ids=request_ids(obs.response_headers, self.config.id_headers) | request_ids(obs.request_headers, self.config.id_headers),
+            ids=request_ids(obs.response_headers, self._id_names) | request_ids(obs.request_headers, self._id_names),
             body_sha256=hashlib.sha256(body).hexdigest() if body else None,
             client=obs.client,
             body=body.decode("utf-8", "replace") if self.config.keep_bodies and body else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from mitmproxy import http
@@ -9,7 +10,7 @@ from mitmproxy import http
 from pollwatch.core.observation import Headers, Observation, clean_text
 from pollwatch.mitm.decoding import decode_excerpt
 
-_TEXTUAL = ("json", "text", "javascript", "xml")
+_TEXTUAL = re.compile("json|text|javascript|xml")
 
 
 _ORIGINS: dict[tuple[str, bytes, str | None, str, int], str] = {}
@@ -111,6 +112,6 @@ def _body_excerpt(response: http.Response, headers: Headers) -> tuple[bytes, boo
     if not raw:
         return b"", False
     content_type = headers.get("content-type", "").lower()
-    if content_type and not any(t in content_type for t in _TEXTUAL):
+    if content_type and not _TEXTUAL.search(content_type):
         return b"", False
     return decode_excerpt(raw, headers.get("content-encoding", "")) or (b"", False)
