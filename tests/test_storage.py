@@ -167,3 +167,27 @@ def test_lone_surrogates_do_not_stop_the_writer(tmp_path):
         store.submit(traffic.exchange("GET", "/api/exports/e-1?x=\udcff", 200, body={"status": "running"}))
         store.submit(traffic.poll("succeeded"))
     assert count(path, "polls") == 4 and store.write_errors == 0
+
+
+def test_rows_made_from_core_records_fill_every_column_of_their_table():
+    from pollwatch.store.database import RECORD_TABLES, WRITE_SQL
+    from pollwatch.store.rows import job_row, poll_row, transition_row
+
+    update = Traffic(Tracker()).create()
+    made = {"jobs": job_row(update.job, "s"), "polls": poll_row(update.poll, "s"),
+            "transitions": transition_row(update.transitions[0], "s")}
+    assert set(made) == RECORD_TABLES
+    for table, row in made.items():
+        assert set(WRITE_SQL[table][1]) <= set(row), table
+
+
+def test_a_nested_value_is_stored_as_its_own_json_whatever_was_stored_before():
+    from pollwatch.store.rows import json_cell
+
+    assert json_cell("ids", {"a": "1"}) == '{"a": "1"}'
+    assert json_cell("ids", {"a": 1}) == '{"a": 1}'
+    assert json_cell("ids", {"a": True}) == '{"a": true}'  # True == 1 as a cache key, not as JSON
+    assert json_cell("ids", {"a": 1.0}) == '{"a": 1.0}'
+    assert json_cell("states", ["queued", "running"]) == '["queued", "running"]'
+    assert json_cell("ids", {"b": "x", "a": "y"}) == '{"a": "y", "b": "x"}'
+    assert json_cell("ids", {}) == "{}" and json_cell("states", []) == "[]"

@@ -204,6 +204,9 @@ def _write_sql(table: str) -> tuple[str, list[str]]:
 
 
 WRITE_SQL = {table: _write_sql(table) for table in COLUMNS}
+RECORD_TABLES = frozenset({"jobs", "polls", "transitions"})
+"""Tables whose rows the writer makes from the core's records (rows.py), with a value for every
+column (a record's fields and the session): handed to SQLite as they are."""
 
 
 class _Batch:
@@ -351,7 +354,8 @@ class Store:
                                     ("findings", batch.findings.values()), ("checks", batch.checks),
                                     ("worker_events", batch.worker_events)):
                     sql, columns = WRITE_SQL[table]
-                    db.conn.executemany(sql, [{c: row.get(c) for c in columns} for row in rows])
+                    complete = table in RECORD_TABLES  # their rows name every column already
+                    db.conn.executemany(sql, rows if complete else [{c: row.get(c) for c in columns} for row in rows])
         except Exception as exc:  # noqa: BLE001 - the writer must outlive any bad row or locked file
             self.write_errors += 1
             if not self._error_reported:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from pollwatch.core.findings import Finding
@@ -31,10 +32,35 @@ def jsonable(row: Iterable[tuple[str, Any]]) -> dict[str, Any]:
         elif isinstance(value, str):
             if key not in VALIDATORS:
                 value = safe_cell(value)
-        elif isinstance(value, dict | list):  # most are empty
-            value = json.dumps(safe_value(value, key), sort_keys=True) if value else "{}" if isinstance(value, dict) else "[]"
+        elif isinstance(value, dict | list):
+            value = json_cell(key, value)
         out[key] = value
     return out
+
+
+def json_cell(key: str, value: dict[str, Any] | list[Any]) -> str:
+    """A nested value as the JSON text of column `key`, every string in it made safe. Most are
+    empty, or the same few texts again with every poll (`{"cache-control": "no-store"}`, a job's
+    states), so the JSON of one holding only strings is remembered."""
+    if not value:
+        return "{}" if isinstance(value, dict) else "[]"
+    if isinstance(value, dict):
+        parts: tuple[Any, ...] = tuple(value.items())
+        plain = all(k.__class__ is str and v.__class__ is str for k, v in parts)
+    else:
+        parts = tuple(value)
+        plain = all(v.__class__ is str for v in parts)
+    # Only strings: 1, 1.0 and True are equal keys to a cache, and their JSON differs.
+    return _json_kept(key, value.__class__, parts) if plain else _json(key, value)
+
+
+def _json(key: str, value: dict[str, Any] | list[Any]) -> str:
+    return json.dumps(safe_value(value, key), sort_keys=True)
+
+
+@lru_cache(maxsize=4096)
+def _json_kept(key: str, kind: type, parts: tuple[Any, ...]) -> str:
+    return _json(key, kind(parts))
 
 
 def job_row(job: JobSnapshot, session_id: str) -> dict[str, Any]:
