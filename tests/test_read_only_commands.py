@@ -77,3 +77,25 @@ def test_a_job_listing_with_text_that_is_not_utf8_shows_it_replaced(analysed):
     assert result.exit_code == 0, result.output
     [job] = [j for j in json.loads(result.stdout) if j["job_id"] == "e-1001"]
     assert job["host"] == "api-\ufffd" and job["states"][-1] == "succeeded"
+
+
+def test_jobs_that_went_through_the_same_states_each_get_their_own_list(tmp_path):
+    from pollwatch.store.query import list_jobs
+    from pollwatch.store.reading import open_database
+
+    db = tmp_path / "two.sqlite"
+    analyze_recordings([RECORDINGS / "healthy.flows"], db)
+    with sqlite3.connect(db) as conn:  # two more sessions holding copies of the same jobs
+        columns = ", ".join(r[1] for r in conn.execute("pragma table_info(jobs)"))
+        for suffix in ("-a", "-b"):
+            conn.execute(f"insert into sessions select id || '{suffix}', started_at, ended_at, source, label, "
+                         "version, settings from sessions where id not like '%-_'")
+            copied = columns.replace("key", f"key || '{suffix}'", 1).replace("session_id", f"session_id || '{suffix}'", 1)
+            conn.execute(f"insert into jobs ({columns}) select {copied} from jobs where key not like '%-_'")
+    with open_database(db) as conn:
+        jobs = list_jobs(conn)
+    same = [job for job in jobs if job["states"] == jobs[-1]["states"]]
+    assert len(same) >= 3
+    for job in same[:-1]:
+        job["states"].append("changed")
+    assert "changed" not in same[-1]["states"]

@@ -134,9 +134,30 @@ def _jobs(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[dict[
         plain = itemgetter(*(at[c] for c in _JOB_COLUMNS))
         states, codes = at["states"], at["codes"]
         severities = itemgetter(*(at[f"{s}s"] for s in SEVERITIES))
-        return [dict(zip(_JOB_COLUMNS, plain(r)), states=json.loads(r[states] or "[]"),
+        states_of = _StateLists()
+        return [dict(zip(_JOB_COLUMNS, plain(r)), states=states_of(r[states]),
                      codes=_split_codes(r[codes]), findings_by_severity=dict(zip(SEVERITIES, severities(r))))
                 for r in rows]
+
+
+class _StateLists:
+    """A job's `states` column as a list. Most jobs of a database went through the same few
+    sequences, so each text is parsed once (up to KEPT of them) and every row gets its own copy."""
+
+    KEPT = 4096
+
+    def __init__(self) -> None:
+        self._parsed: dict[str | None, list[str]] = {}
+
+    def __call__(self, text: str | None) -> list[str]:
+        found = self._parsed.get(text)
+        if found is not None:
+            return list(found)
+        value = json.loads(text or "[]")
+        if isinstance(value, list) and len(self._parsed) < self.KEPT:
+            self._parsed[text] = value
+            return list(value)
+        return value
 
 
 def list_findings(conn: sqlite3.Connection, session: str | None = None, *, code: str | None = None,
