@@ -38,7 +38,7 @@ def test_a_configured_status_header_makes_a_200_a_creation():
 
 
 def test_the_headers_of_a_response_that_is_not_2xx_are_never_decoded():
-    obs = answer("GET", 404).with_body_loader(lambda: (b"", False))
+    obs = answer("GET", 404).with_body_loader(lambda obs: (b"", False))
     obs._response_headers = lambda: pytest.fail("headers decoded")  # type: ignore[assignment]
     assert not is_job_creation(obs)
 

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
+from functools import lru_cache
 
 
 from pollwatch.core.observation import Headers
@@ -23,6 +24,8 @@ RESPONSE_CACHE_HEADERS = (
 REQUEST_CACHE_HEADERS = ("cache-control", "pragma", "if-none-match", "if-modified-since")
 
 _HIT_WORDS = frozenset({"hit", "stale", "updating"})
+_HIT_HEADERS = frozenset({"cache-status", "x-cache", "cf-cache-status", "x-cache-status", "x-cache-hits", "age"})
+"""Every header `hit_signals` reads: most responses carry none of them."""
 _DIRECTIVE = re.compile(r'\s*([^=,\s]+)\s*(?:=\s*("[^"]*"|[^,]*))?\s*(?:,|$)')
 
 
@@ -71,6 +74,11 @@ def parse_directives(value: str | None) -> dict[str, str | None]:
     return directives
 
 
+_directives = lru_cache(maxsize=256)(parse_directives)
+"""`parse_directives` for `freshness`, which only reads the result: a status endpoint sends the
+same Cache-Control with every poll."""
+
+
 def parse_seconds(value: str | None) -> float | None:
     if value is None:
         return None
@@ -80,7 +88,11 @@ def parse_seconds(value: str | None) -> float | None:
         return None
 
 
+@lru_cache(maxsize=512)
 def parse_http_date(value: str | None) -> float | None:
+    """An HTTP date as a Unix time, or None. Remembered: every response carries a Date, the same
+    one for every response within its second, and the parse costs more than the rest of a
+    cache analysis."""
     if not value:
         return None
     try:
@@ -100,7 +112,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 def freshness(headers: Headers, status: int, arrived: float) -> tuple[Verdict, float | None]:
     """The response's cache verdict and freshness lifetime in seconds (RFC 9111 4.2.1, 4.2.2)."""
-    cc = parse_directives(headers.get("cache-control"))
+    cc = _directives(headers.get("cache-control"))
     if "no-store" in cc:
         return Verdict.NO_STORE, None
     if "no-cache" in cc and cc["no-cache"] is None:
@@ -132,6 +144,8 @@ def freshness(headers: Headers, status: int, arrived: float) -> tuple[Verdict, f
 def hit_signals(headers: Headers) -> list[str]:
     """Headers showing that an intermediary, not the origin, produced this response."""
     signals: list[str] = []
+    if _HIT_HEADERS.isdisjoint(headers):
+        return signals
     for entry in headers.get("cache-status", "").split(","):
         params = [p.strip().lower() for p in entry.split(";")[1:]]
         if "hit" in params:

@@ -32,6 +32,8 @@ def parse_json_object(body: bytes) -> Mapping[str, Any] | None:
 
 def lookup(document: Mapping[str, Any], path: str) -> Any:
     """Value at a dotted path (`properties.provisioningState`), or None."""
+    if "." not in path:  # most paths are one key
+        return document.get(path) if type(document) is dict or isinstance(document, Mapping) else None
     value: Any = document
     for key in path.split("."):
         if type(value) is not dict and not isinstance(value, Mapping):  # JSON gives dicts; the ABC check is slow

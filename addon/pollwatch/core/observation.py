@@ -86,7 +86,7 @@ class Observation:
         self.response_ts = response_ts
         self.client = None if client is None else clean_text(client)
         self.served_from = served_from
-        self._load_body: Callable[[], tuple[bytes, bool]] | None = None
+        self._load_body: Callable[[Observation], tuple[bytes, bool]] | None = None
 
     @property
     def request_headers(self) -> Headers:
@@ -102,16 +102,18 @@ class Observation:
             headers = self._response_headers = headers()
         return headers
 
-    def with_body_loader(self, load: Callable[[], tuple[bytes, bool]]) -> "Observation":
+    def with_body_loader(self, load: Callable[["Observation"], tuple[bytes, bool]]) -> "Observation":
         """Defer reading the body until a rule needs it: most proxied flows are not job traffic,
-        and decoding their bodies would cost every flow."""
+        and decoding their bodies would cost every flow. `load` is given this observation (for
+        its headers), so it need not hold it: a loader that did would make a reference cycle,
+        and every unread observation would wait for the garbage collector."""
         self._load_body = load
         return self
 
     def content(self) -> bytes:
         """The (bounded, decoded) response body, loaded on first use."""
         if self._load_body is not None:
-            self.body, self.body_truncated = self._load_body()
+            self.body, self.body_truncated = self._load_body(self)
             self._load_body = None
         return self.body
 

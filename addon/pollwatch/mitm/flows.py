@@ -99,7 +99,7 @@ def observation_from_flow(flow: http.HTTPFlow) -> Observation:
         served_from="browser-cache" if har.get("_fromCache") else None,  # a HAR entry kept in a flow file
     )
     if response is not None:
-        observation.with_body_loader(lambda: _body_excerpt(response, observation.response_headers))
+        observation.with_body_loader(lambda obs: _body_excerpt(response, obs.response_headers))
     return observation
 
 
