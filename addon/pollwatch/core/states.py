@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from pollwatch.core.documents import layers, lookup, parse_json_object
@@ -95,8 +96,17 @@ _SEPARATORS = re.compile(r"[\s_\-]+")
 
 
 def fold(word: str) -> str:
-    """The lookup key of a state word: lower case without spaces, underscores or hyphens."""
+    """The lookup key of a state word: lower case without spaces, underscores or hyphens.
+    Short words are remembered: a job's state word comes again with every poll, folded twice."""
+    return _fold_kept(word) if len(word) <= FOLD_KEPT_LENGTH else _fold(word)
+
+
+def _fold(word: str) -> str:
     return _SEPARATORS.sub("", word).lower()
+
+
+FOLD_KEPT_LENGTH = 64
+_fold_kept = lru_cache(maxsize=1024)(_fold)
 
 
 class Vocabulary:
