@@ -266,3 +266,29 @@ def test_the_page_loads_nothing_from_elsewhere_and_runs_only_its_own_script(capt
 def test_each_page_gets_its_own_nonce(capture):
     first, second = (get(capture.app(), "/").header("Content-Security-Policy") for _ in range(2))
     assert first != second
+
+
+def test_the_view_copies_the_snapshot_the_tracker_made_for_each_flow():
+    from mitmproxy.test import taddons
+
+    from pollwatch.live.addon import LiveView
+    from pollwatch.mitm.addon import PollWatch
+    from test_addon_hooks import create_flow, make_flow
+
+    watch = PollWatch()
+    view = LiveView(watch)
+    with taddons.context(watch, view) as tctx:
+        tctx.configure(watch, pollwatch_db="")
+        flows = [create_flow(), *(make_flow("GET", "http://api.test/api/exports/e-1", 200,
+                                            json.dumps({"id": "e-1", "status": state}),
+                                            {"Content-Type": "application/json", "Cache-Control": "no-store"})
+                                  for state in ("running", "running", "succeeded"))]
+        for flow in flows:
+            watch.response(flow)
+            made = watch.snapshot_of(flow)
+            view.response(flow)
+            key = watch.job_key_of(flow)
+            assert made is not None and view.board.get(key).job is made
+            assert made == watch.tracker.jobs[key].snapshot()
+        assert view.board.get(key).job.terminal_state == "succeeded"
+        assert watch.snapshot_of(flows[0]) is None  # only the flow handled last has one

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from mitmproxy import ctx, exceptions, http
 
+from pollwatch.core.records import JobSnapshot
 from pollwatch.core.tracking import Tracker
 from pollwatch.live.app import Reply, ViewApp, json_reply
 from pollwatch.live.board import Board
@@ -35,6 +36,8 @@ class Watch(Protocol):
     tracker: Tracker
 
     def job_key_of(self, flow: http.HTTPFlow) -> str | None: ...
+
+    def snapshot_of(self, flow: http.HTTPFlow) -> JobSnapshot | None: ...
 
     def unwatch(self, flow: http.HTTPFlow) -> None: ...
 
@@ -124,7 +127,7 @@ class LiveView:
         with self.watch.guard():
             job = self.watch.tracker.jobs.get(key)
             if job is not None:
-                self.board.note(job)
+                self.board.note(job, self.watch.snapshot_of(flow))
 
 
 def _names(request: http.Request) -> set[str]:

@@ -39,9 +39,12 @@ class Board:
         self._jobs: OrderedDict[str, Seen] = OrderedDict()
         self._lock = threading.Lock()
 
-    def note(self, job: Job) -> None:
-        """Copy `job` now (call on the event loop, right after the tracker changed it)."""
-        seen = Seen(job.snapshot(), tuple(job.counts.values()))
+    def note(self, job: Job, snapshot: JobSnapshot | None = None) -> None:
+        """Copy `job` now (call on the event loop, right after the tracker changed it); `snapshot`,
+        when given, is the one the tracker has just made of it."""
+        if snapshot is None or snapshot.key != job.key:
+            snapshot = job.snapshot()
+        seen = Seen(snapshot, tuple(job.counts.values()))
         with self._lock:
             self._jobs[seen.job.key] = seen
             if len(self._jobs) > self._limit:

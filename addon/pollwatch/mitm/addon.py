@@ -24,7 +24,7 @@ from pollwatch.mitm.flows import observation_from_flow, raw_header
 from pollwatch.core.config import Config
 from pollwatch.errors import ConfigError, StorageError, first_line
 from pollwatch.core.findings import Finding, Severity
-from pollwatch.core.records import Update
+from pollwatch.core.records import JobSnapshot, Update
 from pollwatch.core.redact import safe_text
 from pollwatch.contract_file import contract_config
 from pollwatch.store.database import Session, Store
@@ -75,6 +75,7 @@ class PollWatch:
         self.seen_live = False
         self._ticker: asyncio.Task | None = None
         self._flow_jobs: OrderedDict[str, str] = OrderedDict()  # flow id -> job key
+        self._latest: tuple[str, JobSnapshot] | None = None  # the last flow handled and its job's snapshot
         self.verifier = Verifier(self._verified)
         self.worker = WorkerWatch(self._worker_events)
 
@@ -190,6 +191,12 @@ class PollWatch:
         """The key of the job this flow was tied to (after its response was observed)."""
         return self._flow_jobs.get(flow.id)
 
+    def snapshot_of(self, flow: http.HTTPFlow) -> JobSnapshot | None:
+        """The snapshot the tracker made of this flow's job, if it is the flow handled last (the
+        live view copies it in the same hook, instead of making another)."""
+        latest = self._latest
+        return latest[1] if latest is not None and latest[0] == flow.id else None
+
     def unwatch(self, flow: http.HTTPFlow) -> None:
         """A flow pollwatch answers itself (the live job view): never observed as job traffic."""
         flow.metadata[UNWATCHED] = True
@@ -221,6 +228,7 @@ class PollWatch:
         self.worker.judge_update(update)
         if update.job is not None:
             self._remember(flow.id, update.job.key)
+        self._latest = (flow.id, update.job) if update.job is not None else None
         if self.store is not None:
             self.store.submit(update)
         self._annotate(flow, update)
