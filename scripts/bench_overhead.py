@@ -8,9 +8,16 @@ proxy), one load at a time, the contenders alternating within each round:
 - realistic: one request in ten is job traffic, the rest ordinary API calls and pages.
 
 CPU time is read from /proc/PID/stat (utime + stime), which is steadier than throughput on a
-shared 2-core machine; throughput and the p99 latency the client saw are printed too.
+shared 2-core machine; throughput and the p99 latency the client saw are printed too, and the
+proxy's CPU split into its main thread (the event loop, where hooks run) and the other threads
+(pollwatch's database writer).
 
-    .venv/bin/python scripts/bench_overhead.py [--requests 3000] [--rounds 3] [--load all-polls realistic mix]
+With `--hooks`, one more pollwatch proxy per load runs pollwatch's script with every sync hook
+timed (thread CPU time inside mitmdump, where the hooks meet the proxy's own work between flows;
+an in-process loop over flows, as scripts/bench_profile.py runs, keeps its caches warm and
+reads lower).
+
+    .venv/bin/python scripts/bench_overhead.py [--requests 3000] [--rounds 3] [--load all-polls realistic mix] [--hooks]
 """
 
 from __future__ import annotations
@@ -32,8 +39,28 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+    return _ticks(Path(f"/proc/{pid}/stat")) / TICKS
+
+
+def thread_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(main thread, every other thread) CPU seconds of a process so far (threads that ended
+    are not counted: read before the proxy stops)."""
+    main = other = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            ticks = _ticks(task / "stat")
+        except OSError:  # the thread ended meanwhile
+            continue
+        if task.name == str(pid):
+            main += ticks
+        else:
+            other += ticks
+    return main / TICKS, other / TICKS
+
+
+def _ticks(stat: Path) -> int:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
 
 
 class Client:
@@ -92,18 +119,72 @@ LOADS: dict[str, Callable[[Client, SampleAPI, int], None]] = {"mix": mix, "all-p
                                                               "realistic": realistic}
 
 
-def measure(api: SampleAPI, load: str, requests: int, db: Path | None, extra_args: list[str]) -> tuple[float, float, float]:
-    """(CPU ms per request, requests/s, p99 latency ms) of one fresh proxy (pollwatch when `db` is set)."""
+def measure(api: SampleAPI, load: str, requests: int, db: Path | None,
+            extra_args: list[str]) -> tuple[float, float, float, float, float]:
+    """(CPU ms per request, requests/s, p99 latency ms, main-thread and other-threads CPU ms per
+    request) of one fresh proxy (pollwatch when `db` is set)."""
     with ProxyProcess(db, extra_args=extra_args) as proxy:
         pid = proxy.pid
         with httpx.Client(proxy=proxy.url, trust_env=False, timeout=30) as http:
             LOADS[load](Client(http), api, 50)  # warm up
             client = Client(http)
-            before, began = cpu_seconds(pid), time.perf_counter()
+            before, threads, began = cpu_seconds(pid), thread_cpu_seconds(pid), time.perf_counter()
             LOADS[load](client, api, requests)
             wall, used = time.perf_counter() - began, cpu_seconds(pid) - before
+            main, other = (after - b for after, b in zip(thread_cpu_seconds(pid), threads))
+            if db is not None:
+                time.sleep(1.0)  # the writer's last flush (every 0.5 s) of these requests
+                other = thread_cpu_seconds(pid)[1] - threads[1]
     p99 = statistics.quantiles(client.latencies, n=100)[98] * 1000
-    return used / requests * 1000, requests / wall, p99
+    return used / requests * 1000, requests / wall, p99, main / requests * 1000, other / requests * 1000
+
+
+TIMED_SCRIPT = """
+import inspect, time
+from pollwatch.mitm.script import addons as watched
+
+spent = {}
+
+def timed(hook, label):
+    def run(*args):
+        began = time.thread_time()
+        try:
+            return hook(*args)
+        finally:
+            total = spent.setdefault(label, [0.0, 0])
+            total[0] += time.thread_time() - began
+            total[1] += 1
+    return run
+
+for addon in watched:
+    for name in ("request", "response", "error"):
+        hook = getattr(addon, name, None)
+        if hook is not None and not inspect.iscoroutinefunction(hook):
+            setattr(addon, name, timed(hook, f"{type(addon).__name__}.{name}"))
+
+class Report:
+    def done(self):
+        print("HOOKS " + " ".join(f"{k}={v[0]:.6f}/{v[1]}" for k, v in spent.items()), flush=True)
+
+addons = [*watched, Report()]
+"""
+"""pollwatch's mitmdump script with its sync hooks timed (thread CPU), summed up at shutdown."""
+
+
+def hook_times(api: SampleAPI, load: str, requests: int, script: Path, db: Path) -> dict[str, float]:
+    """Thread CPU microseconds per request spent in each of pollwatch's sync hooks inside mitmdump
+    (the warm-up requests included: the hooks are timed from start-up)."""
+    with ProxyProcess(None, extra_args=["-s", str(script), "--set", f"pollwatch_db={db}"]) as proxy:
+        with httpx.Client(proxy=proxy.url, trust_env=False, timeout=30) as http:
+            LOADS[load](Client(http), api, 50)
+            LOADS[load](Client(http), api, requests)
+    line = next((line for line in reversed(proxy.lines) if line.startswith("HOOKS ")), "")
+    times = {}
+    for item in line.split()[1:]:
+        name, _, value = item.partition("=")
+        seconds, calls = value.split("/")
+        times[name] = float(seconds) / (requests + 50) * 1e6
+    return times
 
 
 BASELINES = {
@@ -117,6 +198,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--load", nargs="+", choices=list(LOADS), default=list(LOADS))
+    parser.add_argument("--hooks", action="store_true", help="also time each of pollwatch's hooks inside mitmdump")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, SampleAPI(timing=Timing(0.02, 0.1)) as api:
         scripts = {}
@@ -124,7 +206,7 @@ def main() -> None:
             scripts[name] = Path(tmp) / f"{name.replace(' ', '_')}.py"
             scripts[name].write_text(code)
         for load in args.load:
-            results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in (*BASELINES, "pollwatch")}
+            results: dict[str, list[tuple[float, ...]]] = {name: [] for name in (*BASELINES, "pollwatch")}
             for round_ in range(args.rounds):  # interleaved, so drift on a shared machine hits all alike
                 for name, script in scripts.items():
                     results[name].append(measure(api, load, args.requests, None, ["-s", str(script)]))
@@ -133,14 +215,22 @@ def main() -> None:
                 print(f"{load} round {round_ + 1}: " + ", ".join(f"{n} {v[-1][0]:.3f}" for n, v in results.items())
                       + " ms CPU/request", flush=True)
             medians = {name: [statistics.median(x) for x in zip(*values)] for name, values in results.items()}
-            cpu, rate, p99 = medians["pollwatch"]
+            cpu, rate, p99, _, _ = medians["pollwatch"]
             print(f"{load}: median over {args.rounds} rounds of {args.requests} requests (proxy CPU ms per request, "
                   f"requests/s, client p99 ms):")
             for name in BASELINES:
-                b_cpu, b_rate, b_p99 = medians[name]
+                b_cpu, b_rate, b_p99, _, _ = medians[name]
                 print(f"  {name:<13} {b_cpu:.3f} ms {b_rate:.0f}/s p99 {b_p99:.1f}   pollwatch {cpu:.3f} ms {rate:.0f}/s "
                       f"p99 {p99:.1f}   CPU ratio {cpu / b_cpu:.3f}x  throughput {rate / b_rate:.3f}x  "
                       f"p99 {p99 / b_p99:.3f}x", flush=True)
+            print("  CPU ms per request by thread (main: the event loop, where hooks run; other: pollwatch's writer): "
+                  + ", ".join(f"{name} {v[3]:.3f} + {v[4]:.3f}" for name, v in medians.items()), flush=True)
+            if args.hooks:
+                script = Path(tmp) / "timed_pollwatch.py"
+                script.write_text(TIMED_SCRIPT)
+                times = hook_times(api, load, args.requests, script, Path(tmp) / f"hooks-{load}.sqlite")
+                print(f"  pollwatch's hooks inside mitmdump: {sum(times.values()):.0f} us thread CPU per request ("
+                      + ", ".join(f"{k} {v:.0f}" for k, v in times.items()) + ")", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pollwatch.mitm.decoding import decode_excerpt
 _TEXTUAL = re.compile("json|text|javascript|xml")
 
 
-_ORIGINS: dict[tuple[str, bytes, str | None, str, int], str] = {}
+_ORIGINS: dict[tuple[bytes, bytes, bytes | None, str, int], str] = {}
 _ORIGINS_KEPT = 1024
 
 
@@ -21,11 +21,11 @@ def request_url(request: http.Request) -> str:
     """The URL the client asked for. Its scheme://host:port part is worked out once per Host header
     and kept: mitmproxy's pretty_host/pretty_url parse the header again on every call, a large part
     of pollwatch's cost per request."""
-    path = request.path
-    if request.data.method == b"CONNECT" or not path.startswith("/"):  # authority form, "*", odd targets
+    data = request.data  # its raw fields: the properties decode them again on every read
+    if data.method == b"CONNECT" or not data.path.startswith(b"/"):  # authority form, "*", odd targets
         return _full_url(request)
-    key = (request.scheme, request.data.authority, raw_header(request.headers.fields, b"host"), request.host,
-           request.port)
+    path = request.path
+    key = (data.scheme, data.authority, raw_header(data.headers.fields, b"host"), data.host, data.port)
     origin = _ORIGINS.get(key)
     if origin is None:
         full = _full_url(request)
