@@ -107,3 +107,16 @@ def test_a_response_older_than_its_lifetime_is_stale_on_arrival():
 
 def test_a_young_cached_response_is_still_fresh():
     assert analyse(Headers.of({"Cache-Control": "max-age=30", "Age": "10"}), 200, ARRIVED).verdict is Verdict.FRESH
+
+
+def test_only_short_header_values_have_their_parse_remembered():
+    """Parses are remembered (the same Date and Cache-Control come with every poll), but a huge
+    header sent once must not stay in memory after its response."""
+    from pollwatch.core import cache
+
+    huge = "max-age=5, " + "x" * 100_000
+    assert cache.parse_http_date(DATE) == ARRIVED
+    before = (cache._date_kept.cache_info().currsize, cache._directives_kept.cache_info().currsize)
+    assert verdict(cache_control=huge) == (Verdict.FRESH, 5.0)
+    assert cache.parse_http_date(DATE + " " * 100_000) == ARRIVED
+    assert (cache._date_kept.cache_info().currsize, cache._directives_kept.cache_info().currsize) == before

@@ -79,13 +79,15 @@ def test_a_job_listing_with_text_that_is_not_utf8_shows_it_replaced(analysed):
     assert job["host"] == "api-\ufffd" and job["states"][-1] == "succeeded"
 
 
-def test_jobs_that_went_through_the_same_states_each_get_their_own_list(tmp_path):
+def _jobs_listed_three_times(db, states: str | None = None) -> list[dict]:
+    """`list_jobs` after two more sessions were given copies of the database's jobs (with
+    `states`, every job's states cell set to it first)."""
     from pollwatch.store.query import list_jobs
     from pollwatch.store.reading import open_database
 
-    db = tmp_path / "two.sqlite"
-    analyze_recordings([RECORDINGS / "healthy.flows"], db)
-    with sqlite3.connect(db) as conn:  # two more sessions holding copies of the same jobs
+    with sqlite3.connect(db) as conn:
+        if states is not None:
+            conn.execute("update jobs set states = ?", [states])
         columns = ", ".join(r[1] for r in conn.execute("pragma table_info(jobs)"))
         for suffix in ("-a", "-b"):
             conn.execute(f"insert into sessions select id || '{suffix}', started_at, ended_at, source, label, "
@@ -93,9 +95,21 @@ def test_jobs_that_went_through_the_same_states_each_get_their_own_list(tmp_path
             copied = columns.replace("key", f"key || '{suffix}'", 1).replace("session_id", f"session_id || '{suffix}'", 1)
             conn.execute(f"insert into jobs ({columns}) select {copied} from jobs where key not like '%-_'")
     with open_database(db) as conn:
-        jobs = list_jobs(conn)
+        return list_jobs(conn)
+
+
+def test_jobs_that_went_through_the_same_states_each_get_their_own_list(analysed):
+    jobs = _jobs_listed_three_times(analysed)
     same = [job for job in jobs if job["states"] == jobs[-1]["states"]]
     assert len(same) >= 3
     for job in same[:-1]:
         job["states"].append("changed")
     assert "changed" not in same[-1]["states"]
+
+
+def test_a_damaged_states_cell_holding_nested_lists_is_not_shared_between_jobs(analysed):
+    jobs = _jobs_listed_three_times(analysed, '[["queued", "running"], "succeeded"]')
+    assert len(jobs) >= 3
+    for job in jobs[:-1]:
+        job["states"][0].append("changed")
+    assert jobs[-1]["states"] == [["queued", "running"], "succeeded"]

@@ -191,3 +191,15 @@ def test_a_nested_value_is_stored_as_its_own_json_whatever_was_stored_before():
     assert json_cell("states", ["queued", "running"]) == '["queued", "running"]'
     assert json_cell("ids", {"b": "x", "a": "y"}) == '{"a": "y", "b": "x"}'
     assert json_cell("ids", {}) == "{}" and json_cell("states", []) == "[]"
+
+
+def test_a_nested_value_of_any_mapping_or_size_is_stored_as_plain_json():
+    from collections import defaultdict
+
+    from pollwatch.store.rows import _json, _json_kept, json_cell
+
+    assert json_cell("ids", defaultdict(str, {"a": "1"})) == '{"a": "1"}'
+    kept = _json_kept.cache_info().currsize
+    huge = {"x-request-id": "r" * 100_000}
+    assert json_cell("ids", huge) == _json("ids", huge)
+    assert _json_kept.cache_info().currsize == kept  # a huge header is not kept once its row is written

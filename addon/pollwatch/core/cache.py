@@ -26,6 +26,8 @@ REQUEST_CACHE_HEADERS = ("cache-control", "pragma", "if-none-match", "if-modifie
 _HIT_WORDS = frozenset({"hit", "stale", "updating"})
 _HIT_HEADERS = frozenset({"cache-status", "x-cache", "cf-cache-status", "x-cache-status", "x-cache-hits", "age"})
 """Every header `hit_signals` reads: most responses carry none of them."""
+KEPT_LENGTH = 128
+"""Header values at most this long have their parse remembered; longer ones are parsed each time."""
 _DIRECTIVE = re.compile(r'\s*([^=,\s]+)\s*(?:=\s*("[^"]*"|[^,]*))?\s*(?:,|$)')
 
 
@@ -74,9 +76,13 @@ def parse_directives(value: str | None) -> dict[str, str | None]:
     return directives
 
 
-_directives = lru_cache(maxsize=256)(parse_directives)
-"""`parse_directives` for `freshness`, which only reads the result: a status endpoint sends the
-same Cache-Control with every poll."""
+_directives_kept = lru_cache(maxsize=256)(parse_directives)
+
+
+def _directives(value: str | None) -> dict[str, str | None]:
+    """`parse_directives` for `freshness`, which only reads the result: remembered for short
+    values, since a status endpoint sends the same Cache-Control with every poll."""
+    return _directives_kept(value) if value is None or len(value) <= KEPT_LENGTH else parse_directives(value)
 
 
 def parse_seconds(value: str | None) -> float | None:
@@ -88,17 +94,23 @@ def parse_seconds(value: str | None) -> float | None:
         return None
 
 
-@lru_cache(maxsize=512)
 def parse_http_date(value: str | None) -> float | None:
-    """An HTTP date as a Unix time, or None. Remembered: every response carries a Date, the same
-    one for every response within its second, and the parse costs more than the rest of a
-    cache analysis."""
+    """An HTTP date as a Unix time, or None. Remembered when short (a date is 29 characters): every
+    response carries a Date, the same one for every response within its second, and the parse
+    costs more than the rest of a cache analysis."""
     if not value:
         return None
+    return _date_kept(value) if len(value) <= KEPT_LENGTH else _date(value)
+
+
+def _date(value: str) -> float | None:
     try:
         return parsedate_to_datetime(value.strip()).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+
+
+_date_kept = lru_cache(maxsize=512)(_date)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

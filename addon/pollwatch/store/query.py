@@ -142,7 +142,8 @@ def _jobs(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[dict[
 
 class _StateLists:
     """A job's `states` column as a list. Most jobs of a database went through the same few
-    sequences, so each text is parsed once (up to KEPT of them) and every row gets its own copy."""
+    sequences, so each text is parsed once (up to KEPT of them) and every row gets its own copy
+    (of a list of words: anything else, a damaged cell, is parsed for each row)."""
 
     KEPT = 4096
 
@@ -154,7 +155,7 @@ class _StateLists:
         if found is not None:
             return list(found)
         value = json.loads(text or "[]")
-        if isinstance(value, list) and len(self._parsed) < self.KEPT:
+        if isinstance(value, list) and all(w.__class__ is str for w in value) and len(self._parsed) < self.KEPT:
             self._parsed[text] = value
             return list(value)
         return value

@@ -10,7 +10,7 @@ from typing import Any
 
 from pollwatch.core.findings import Finding
 from pollwatch.core.records import JobSnapshot, PollRecord, Transition, items
-from pollwatch.core.redact import VALIDATORS, safe_cell, safe_value
+from pollwatch.core.redact import CELL_KEPT_LENGTH, VALIDATORS, safe_cell, safe_value
 from pollwatch.core.worker import WorkerEvent
 
 _PLAIN = frozenset({int, float, bool})
@@ -40,18 +40,22 @@ def jsonable(row: Iterable[tuple[str, Any]]) -> dict[str, Any]:
 
 def json_cell(key: str, value: dict[str, Any] | list[Any]) -> str:
     """A nested value as the JSON text of column `key`, every string in it made safe. Most are
-    empty, or the same few texts again with every poll (`{"cache-control": "no-store"}`, a job's
-    states), so the JSON of one holding only strings is remembered."""
+    empty, or the same few short texts again with every poll (`{"cache-control": "no-store"}`, a
+    job's states), so the JSON of one holding only short strings is remembered."""
     if not value:
         return "{}" if isinstance(value, dict) else "[]"
-    if isinstance(value, dict):
+    is_dict = isinstance(value, dict)
+    if is_dict:
         parts: tuple[Any, ...] = tuple(value.items())
-        plain = all(k.__class__ is str and v.__class__ is str for k, v in parts)
+        texts = [text for pair in parts for text in pair]
     else:
         parts = tuple(value)
-        plain = all(v.__class__ is str for v in parts)
-    # Only strings: 1, 1.0 and True are equal keys to a cache, and their JSON differs.
-    return _json_kept(key, value.__class__, parts) if plain else _json(key, value)
+        texts = list(parts)
+    # Only strings (1, 1.0 and True are equal keys to a cache, and their JSON differs), and only
+    # short ones (a header of a megabyte must not stay in memory after its row is written).
+    if all(t.__class__ is str for t in texts) and sum(map(len, texts)) <= CELL_KEPT_LENGTH:
+        return _json_kept(key, is_dict, parts)
+    return _json(key, value)
 
 
 def _json(key: str, value: dict[str, Any] | list[Any]) -> str:
@@ -59,8 +63,8 @@ def _json(key: str, value: dict[str, Any] | list[Any]) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _json_kept(key: str, kind: type, parts: tuple[Any, ...]) -> str:
-    return _json(key, kind(parts))
+def _json_kept(key: str, is_dict: bool, parts: tuple[Any, ...]) -> str:
+    return _json(key, dict(parts) if is_dict else list(parts))
 
 
 def job_row(job: JobSnapshot, session_id: str) -> dict[str, Any]:
