@@ -182,8 +182,7 @@ def hook_times(api: SampleAPI, load: str, requests: int, script: Path, db: Path)
     times = {}
     for item in line.split()[1:]:
         name, _, value = item.partition("=")
-        seconds, calls = value.split("/")
-        times[name] = float(seconds) / (requests + 50) * 1e6
+        times[name] = float(value.split("/")[0]) / (requests + 50) * 1e6
     return times
 
 

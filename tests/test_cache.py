@@ -116,7 +116,7 @@ def test_only_short_header_values_have_their_parse_remembered():
 
     huge = "max-age=5, " + "x" * 100_000
     assert cache.parse_http_date(DATE) == ARRIVED
-    before = (cache._date_kept.cache_info().currsize, cache._directives_kept.cache_info().currsize)
+    before = (cache._date.cache_info().currsize, cache._directives.cache_info().currsize)
     assert verdict(cache_control=huge) == (Verdict.FRESH, 5.0)
     assert cache.parse_http_date(DATE + " " * 100_000) == ARRIVED
-    assert (cache._date_kept.cache_info().currsize, cache._directives_kept.cache_info().currsize) == before
+    assert (cache._date.cache_info().currsize, cache._directives.cache_info().currsize) == before

@@ -9,9 +9,9 @@ import re
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from functools import lru_cache
 
 
+from pollwatch.core.memo import remembered_when_short
 from pollwatch.core.observation import Headers
 
 HEURISTICALLY_CACHEABLE = frozenset({200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501})
@@ -76,13 +76,9 @@ def parse_directives(value: str | None) -> dict[str, str | None]:
     return directives
 
 
-_directives_kept = lru_cache(maxsize=256)(parse_directives)
-
-
-def _directives(value: str | None) -> dict[str, str | None]:
-    """`parse_directives` for `freshness`, which only reads the result: remembered for short
-    values, since a status endpoint sends the same Cache-Control with every poll."""
-    return _directives_kept(value) if value is None or len(value) <= KEPT_LENGTH else parse_directives(value)
+_directives = remembered_when_short(parse_directives, longest=KEPT_LENGTH, size=256)
+"""`parse_directives` for `freshness`, which only reads the result: a status endpoint sends the
+same Cache-Control with every poll."""
 
 
 def parse_seconds(value: str | None) -> float | None:
@@ -100,17 +96,17 @@ def parse_http_date(value: str | None) -> float | None:
     costs more than the rest of a cache analysis."""
     if not value:
         return None
-    return _date_kept(value) if len(value) <= KEPT_LENGTH else _date(value)
+    return _date(value)
 
 
-def _date(value: str) -> float | None:
+def _parse_date(value: str) -> float | None:
     try:
         return parsedate_to_datetime(value.strip()).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
-_date_kept = lru_cache(maxsize=512)(_date)
+_date = remembered_when_short(_parse_date, longest=KEPT_LENGTH, size=512)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -124,7 +120,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 def freshness(headers: Headers, status: int, arrived: float) -> tuple[Verdict, float | None]:
     """The response's cache verdict and freshness lifetime in seconds (RFC 9111 4.2.1, 4.2.2)."""
-    cc = _directives(headers.get("cache-control"))
+    cc = _directives(headers.get("cache-control", ""))
     if "no-store" in cc:
         return Verdict.NO_STORE, None
     if "no-cache" in cc and cc["no-cache"] is None:

@@ -17,11 +17,11 @@ import hashlib
 import math
 import re
 from collections import Counter
-from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 from urllib.parse import unquote_plus
 
+from pollwatch.core.memo import remembered_when_short
 from pollwatch.core.observation import clean_text
 
 REDACTED = "REDACTED"
@@ -220,7 +220,7 @@ def redact_text(text: str) -> str:
     (JWTs, vendor keys, random tokens: ids and path segments included) their fingerprint."""
     if not _CAREFUL.search(text):
         return text
-    return _redact_short(text) if len(text) <= SHORT_TEXT else _redact(text)
+    return _redact_short(text)
 
 
 def _redact(text: str) -> str:
@@ -235,7 +235,7 @@ def _redact(text: str) -> str:
 
 SHORT_TEXT = 512
 """Ids, keys and URLs repeat on every poll of a job: their redaction is remembered."""
-_redact_short = lru_cache(maxsize=4096)(_redact)
+_redact_short = remembered_when_short(_redact, longest=SHORT_TEXT, size=4096)
 
 
 def redact_url(url: str) -> str:
@@ -293,7 +293,7 @@ def safe_value(value: Any, key: str = "") -> Any:
 
 def safe_cell(value: str) -> str:
     """A text bound for a database cell (not a cache validator), made safe."""
-    return _safe_cell_kept(value) if len(value) <= CELL_KEPT_LENGTH else _safe_cell(value)
+    return _safe_cell_kept(value)
 
 
 def _safe_cell(value: str) -> str:
@@ -305,7 +305,7 @@ def _safe_cell(value: str) -> str:
 CELL_KEPT_LENGTH = 1024
 """Cells up to this long have their safe form remembered: a poll's URL, state word and header
 values come again with every poll of the job, and the database writer makes every cell safe."""
-_safe_cell_kept = lru_cache(maxsize=8192)(_safe_cell)
+_safe_cell_kept = remembered_when_short(_safe_cell, longest=CELL_KEPT_LENGTH, size=8192)
 
 
 # --- free text (log lines) ------------------------------------------------------------------

@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 from pollwatch.core.documents import layers, lookup, parse_json_object
+from pollwatch.core.memo import remembered_when_short
 
 __all__ = ["State", "TERMINAL", "Vocabulary", "StateWord", "state_of", "JOB_WORDS", "says_work_in_progress", "read_state_word", "read_done_flag",
            "parse_json_object", "lookup", "fold", "DEFAULT_STATE_FIELDS"]
@@ -98,15 +98,14 @@ _SEPARATORS = re.compile(r"[\s_\-]+")
 def fold(word: str) -> str:
     """The lookup key of a state word: lower case without spaces, underscores or hyphens.
     Short words are remembered: a job's state word comes again with every poll, folded twice."""
-    return _fold_kept(word) if len(word) <= FOLD_KEPT_LENGTH else _fold(word)
+    return _fold(word)
 
 
-def _fold(word: str) -> str:
+def _fold_word(word: str) -> str:
     return _SEPARATORS.sub("", word).lower()
 
 
-FOLD_KEPT_LENGTH = 64
-_fold_kept = lru_cache(maxsize=1024)(_fold)
+_fold = remembered_when_short(_fold_word, longest=64, size=1024)
 
 
 class Vocabulary:
