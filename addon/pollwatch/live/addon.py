@@ -5,7 +5,8 @@ watched as job traffic. Any client of the proxy can open it, mitmweb's users too
 
 The answer is computed in a worker thread (it reads SQLite), so the event loop never waits on
 it; only that one request waits. After each flow the watcher handled, the job it touched is
-copied onto the board, the view's source for what the tracker knows right now.
+copied onto the board, the view's source for what the tracker knows right now (within a batch's
+0.1 s: see mitm/batch.py).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from mitmproxy import ctx, exceptions, http
 
-from pollwatch.core.records import JobSnapshot
+from pollwatch.core.records import Update
 from pollwatch.core.tracking import Tracker
 from pollwatch.live.app import Reply, ViewApp, json_reply
 from pollwatch.live.board import Board
@@ -35,9 +37,7 @@ class Watch(Protocol):
     session: Any  # its `id` names the session the view shows
     tracker: Tracker
 
-    def job_key_of(self, flow: http.HTTPFlow) -> str | None: ...
-
-    def snapshot_of(self, flow: http.HTTPFlow) -> JobSnapshot | None: ...
+    def on_handled(self, listener: Callable[[http.HTTPFlow, Update], None]) -> None: ...
 
     def unwatch(self, flow: http.HTTPFlow) -> None: ...
 
@@ -59,6 +59,7 @@ class LiveView:
         self.host = DEFAULT_HOST
         self.enabled = True  # pollwatch_ui, kept here: reading an option copies its value
         self._executor: ThreadPoolExecutor | None = None
+        watch.on_handled(self._note)
 
     def load(self, loader: Any) -> None:
         loader.add_option("pollwatch_ui", bool, True, "Serve the live job view to clients of this proxy at "
@@ -99,9 +100,12 @@ class LiveView:
             return False  # cheap refusal for every other request: not even a header value holds the name
         return self.host in _names(request)
 
-    async def request(self, flow: http.HTTPFlow) -> None:
-        if not self.serves(flow):
-            return
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """A coroutine that answers the view's own requests, None for every other request (mitmproxy
+        awaits what a hook returns: an `async def` hook would cost each request a coroutine)."""
+        return self._answer(flow) if self.serves(flow) else None
+
+    async def _answer(self, flow: http.HTTPFlow) -> None:
         self.watch.unwatch(flow)
         reply: Reply | None = None
         with self.watch.guard():
@@ -113,21 +117,15 @@ class LiveView:
             reply = json_reply(500, {"error": "internal error in the job view (see the proxy's log)"})
         flow.response = http.Response.make(reply.status, reply.body, dict(reply.headers))
 
-    def response(self, flow: http.HTTPFlow) -> None:
-        self._note(flow)
-
-    def error(self, flow: http.HTTPFlow) -> None:
-        self._note(flow)
-
-    def _note(self, flow: http.HTTPFlow) -> None:
-        """Copy the job this flow touched onto the board (the watcher has just handled it)."""
-        key = self.watch.job_key_of(flow) if self.enabled else None
-        if key is None:
-            return  # not job traffic: nothing to copy (and no guard to pay for)
+    def _note(self, flow: http.HTTPFlow, update: Update) -> None:
+        """Copy the job a flow touched onto the board, with the snapshot the tracker made of it
+        (the watcher has just handled the flow)."""
+        if not self.enabled or update.job is None:
+            return
         with self.watch.guard():
-            job = self.watch.tracker.jobs.get(key)
+            job = self.watch.tracker.jobs.get(update.job.key)
             if job is not None:
-                self.board.note(job, self.watch.snapshot_of(flow))
+                self.board.note(job, update.job)
 
 
 def _names(request: http.Request) -> set[str]:

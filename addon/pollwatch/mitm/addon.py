@@ -13,18 +13,21 @@ import logging
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from mitmproxy import command, ctx, exceptions, flowfilter, http
 from mitmproxy import flow as mflow
+from mitmproxy.hooks import UpdateHook
 from pydantic import ValidationError
 
+from pollwatch.mitm.batch import DEFAULT_SIZE, FlowBatch
 from pollwatch.mitm.compat import create_task
-from pollwatch.mitm.flows import observation_from_flow, raw_header
+from pollwatch.mitm.flows import Seen, observation_from_flow, raw_header
+from pollwatch.mitm.marks import annotate
 from pollwatch.core.config import Config
 from pollwatch.errors import ConfigError, StorageError, first_line
 from pollwatch.core.findings import Finding, Severity
-from pollwatch.core.records import JobSnapshot, Update
+from pollwatch.core.records import Update
 from pollwatch.core.redact import safe_text
 from pollwatch.contract_file import contract_config
 from pollwatch.store.database import Session, Store
@@ -38,7 +41,6 @@ from pollwatch.store.worker import recompute_file
 log = logging.getLogger("pollwatch")
 
 LEVELS = {Severity.INFO: logging.INFO, Severity.WARNING: logging.WARNING, Severity.ERROR: logging.ERROR}
-MARKS = {Severity.INFO: ":information_source:", Severity.WARNING: ":warning:", Severity.ERROR: ":no_entry:"}
 CORE_OPTIONS = {
     "pollwatch_id_fields", "pollwatch_status_headers", "pollwatch_templates", "pollwatch_state_fields",
     "pollwatch_states", "pollwatch_id_headers", "pollwatch_abandon_after", "pollwatch_stuck_after",
@@ -75,7 +77,8 @@ class PollWatch:
         self.seen_live = False
         self._ticker: asyncio.Task | None = None
         self._flow_jobs: OrderedDict[str, str] = OrderedDict()  # flow id -> job key
-        self._latest: tuple[str, JobSnapshot] | None = None  # the last flow handled and its job's snapshot
+        self._listeners: list[Callable[[http.HTTPFlow, Update], None]] = []
+        self.batch = FlowBatch(self._observe_all)
         self.verifier = Verifier(self._verified)
         self.worker = WorkerWatch(self._worker_events)
 
@@ -97,6 +100,9 @@ class PollWatch:
         add("pollwatch_stale_date", int, 5, "A Date header older than the response's arrival by this many seconds is stale.")
         add("pollwatch_keep_bodies", bool, False, "Store response body excerpts in the database (they may hold secrets).")
         add("pollwatch_annotate", bool, True, "Mark and comment flows that carry findings.")
+        add("pollwatch_batch", int, DEFAULT_SIZE, "Live flows handled together, at most this many and at most "
+            "0.1 s after the first (about half the CPU per flow; no flow waits for it); 1 handles each flow in "
+            "its own hook. Flows are handled one by one while mitmproxy writes them to a file (-w).")
         add("pollwatch_verify", bool, False, "Active verification: when a cache answered a status poll (or may "
             "answer the next), fetch the status URL from the origin itself (GET, the client's credentials, "
             "Cache-Control: no-cache, X-Pollwatch-Check: 1) and compare.")
@@ -107,6 +113,13 @@ class PollWatch:
         add_worker_options(add)
 
     def configure(self, updated: set[str]) -> None:
+        self.batch.flush()  # queued flows are handled with the settings they arrived under
+        if "pollwatch_batch" in updated:
+            if ctx.options.pollwatch_batch < 1:
+                raise exceptions.OptionsError("pollwatch_batch: must be 1 or more")
+            self.batch.size = ctx.options.pollwatch_batch
+        if "save_stream_file" in updated:
+            self.batch.recording = bool(getattr(ctx.options, "save_stream_file", None))
         if updated & CORE_OPTIONS:
             if self.tracker.jobs:
                 log.info(f"{PREFIX} settings changed: job tracking starts afresh")
@@ -127,20 +140,24 @@ class PollWatch:
             self.session.settings |= configure_worker(self.worker, ctx.options)
 
     def running(self) -> None:
+        self.batch.start(asyncio.get_running_loop())
         self.worker.start()
         if self._ticker is None:
             self._ticker = create_task(self._tick_forever(), name="pollwatch lifecycle ticker")
 
     def response(self, flow: http.HTTPFlow) -> None:
-        self._observe(flow)
+        if not self.batch.offer(flow):
+            self._observe(flow, flow.live)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        self._observe(flow)
+        if not self.batch.offer(flow):
+            self._observe(flow, flow.live)
 
     def done(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+        self.batch.stop()
         self.verifier.close()
         with self._guard():
             self.worker.drain()  # what the worker wrote last
@@ -162,6 +179,7 @@ class PollWatch:
     @command.command("pollwatch.jobs")
     def jobs(self) -> Sequence[str]:
         """The jobs pollwatch is tracking, one line each: id, states, polls, status URL."""
+        self.batch.flush()
         lines = [f"{len(self.tracker.jobs)} job(s)"]
         for job in self.tracker.jobs.values():
             states = " > ".join(s.value for s in job.states) or "-"
@@ -171,6 +189,7 @@ class PollWatch:
     @command.command("pollwatch.job")
     def job(self, flows: Sequence[mflow.Flow]) -> Sequence[str]:
         """Which job each flow belongs to: `FLOW-ID JOB-ID (key KEY)`, or `FLOW-ID -` for none."""
+        self.batch.flush()
         lines = []
         for f in flows:
             job = self.tracker.jobs.get(self._flow_jobs.get(f.id, ""))
@@ -189,13 +208,13 @@ class PollWatch:
 
     def job_key_of(self, flow: http.HTTPFlow) -> str | None:
         """The key of the job this flow was tied to (after its response was observed)."""
+        self.batch.flush()
         return self._flow_jobs.get(flow.id)
 
-    def snapshot_of(self, flow: http.HTTPFlow) -> JobSnapshot | None:
-        """The snapshot the tracker made of this flow's job, if it is the flow handled last (the
-        live view copies it in the same hook, instead of making another)."""
-        latest = self._latest
-        return latest[1] if latest is not None and latest[0] == flow.id else None
+    def on_handled(self, listener: Callable[[http.HTTPFlow, Update], None]) -> None:
+        """Call `listener` with every job flow and the tracker's update, right after it is handled
+        (the live view copies the job's snapshot from it)."""
+        self._listeners.append(listener)
 
     def unwatch(self, flow: http.HTTPFlow) -> None:
         """A flow pollwatch answers itself (the live job view): never observed as job traffic."""
@@ -204,38 +223,53 @@ class PollWatch:
     def polls_a_job(self, flow: http.HTTPFlow) -> bool:
         """Whether this request (before its response) is a status poll of a tracked job."""
         with self._guard():
+            self.batch.flush()
             match = self.tracker.index.match_poll(observation_from_flow(flow))
             return match is not None and match.job is not None and match.matched_by in STATUS_MATCHES
         return False
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _observe(self, flow: http.HTTPFlow) -> None:
+    def _observe_all(self, batch: list[Seen]) -> None:
+        """A batch of live flows (mitm/batch.py); those it marked or commented are announced, so
+        mitmweb and the console show the marks."""
+        changed = [seen.flow for seen in batch if self._observe(seen.flow, True, seen)]
+        if changed:
+            with self._guard():
+                ctx.master.addons.trigger(UpdateHook(changed))
+
+    def _observe(self, flow: http.HTTPFlow, live: bool, seen: Seen | None = None) -> bool:
+        """Feed one flow to the tracker; True when the flow was marked or commented. `live`: it came
+        through the proxy now (a queued flow was, though mitmproxy no longer says so once it is done)."""
         try:  # not `with self._guard()`: a generator context manager costs every flow
             if flow.metadata.get(UNWATCHED) or (self.filter is not None and not self.filter(flow)):
-                return
+                return False
             if raw_header(flow.request.headers.fields, CHECK_HEADER_RAW) is not None:
-                return  # pollwatch's own origin check, come through a proxy after all
-            self.seen_live = self.seen_live or flow.live
-            update = self.tracker.observe(observation_from_flow(flow))
+                return False  # pollwatch's own origin check, come through a proxy after all
+            self.seen_live = self.seen_live or live
+            update = self.tracker.observe(observation_from_flow(flow, seen))
             if update is not None:
-                self._handle(flow, update)
+                return self._handle(flow, update, live)
         except Exception:
             self._internal_error()
+        return False
 
-    def _handle(self, flow: http.HTTPFlow, update: Update) -> None:
+    def _handle(self, flow: http.HTTPFlow, update: Update, live: bool) -> bool:
         """Job traffic: store it, mark the flow, say what is new, consider an origin check."""
         self.worker.judge_update(update)
         if update.job is not None:
             self._remember(flow.id, update.job.key)
-        self._latest = (flow.id, update.job) if update.job is not None else None
         if self.store is not None:
             self.store.submit(update)
-        self._annotate(flow, update)
+        marked = self.annotate and annotate(flow, update)
         for each in update.all():
             for finding in each.new_findings:
-                self._log(finding, live=flow.live)
-        self.verifier.consider(flow, update, self.tracker.config.stale_date_after)
+                self._log(finding, live=live)
+        if live:  # recorded or replayed traffic: its origin is not asked
+            self.verifier.consider(flow, update, self.tracker.config.stale_date_after)
+        for listener in self._listeners:
+            listener(flow, update)
+        return marked
 
     def _remember(self, flow_id: str, job_key: str) -> None:
         self._flow_jobs[flow_id] = job_key
@@ -251,6 +285,7 @@ class PollWatch:
     def tick(self, now: float) -> None:
         """The time-based rules (the ticker calls this about once a second while traffic is live)."""
         with self._guard():
+            self.batch.flush()
             findings = self.tracker.tick(now)
             self._announce(findings)
             self.verifier.abandoned(findings)
@@ -263,6 +298,7 @@ class PollWatch:
     def _verified(self, plan: CheckPlan, answer: OriginAnswer) -> None:
         """An origin check came back (on the event loop): store it, say what it found."""
         with self._guard():
+            self.batch.flush()
             record, findings = self.tracker.verified(plan, answer)
             if self.store is not None:
                 self.store.submit_check(record)
@@ -279,19 +315,6 @@ class PollWatch:
         for finding in findings:
             if not finding.is_repeat:
                 self._log(finding)
-
-    def _annotate(self, flow: http.HTTPFlow, update: Update) -> None:
-        if not self.annotate:
-            return
-        notes = []
-        if update.poll is not None and update.poll.kind == "create" and update.job is not None:
-            notes.append(f"pollwatch: job {update.job.job_id} -> {update.job.status_url}")
-        if update.findings:
-            worst = max((f.severity for f in update.findings), key=lambda s: s.rank)
-            flow.marked = MARKS[worst]
-            notes += [f"pollwatch {f.severity.value}: {f.code}: {f.message}" for f in update.findings]
-        if notes:
-            flow.comment = "\n".join(filter(None, [flow.comment, *map(safe_text, notes)]))
 
     @staticmethod
     def _log(finding: Finding, *, live: bool = True) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import NamedTuple
 
 from mitmproxy import http
 
@@ -70,19 +71,46 @@ def headers_of(fields: tuple[tuple[bytes, bytes], ...]) -> Headers:
     return headers
 
 
-def observation_from_flow(flow: http.HTTPFlow) -> Observation:
+Fields = tuple[tuple[bytes, bytes], ...]
+
+
+class Seen(NamedTuple):
+    """A live flow as pollwatch's hook saw it, kept for handling after the hook (mitm/batch.py):
+    when the hook ran, and the response's status, raw header fields and raw body. Addons after
+    pollwatch's (mitmproxy's modify_headers, the fix switch, a later script) may still change the
+    response; these values are immutable, so keeping them costs nothing."""
+
+    flow: http.HTTPFlow
+    arrived: float
+    response: tuple[int, Fields, bytes | None] | None
+
+
+def seen_now(flow: http.HTTPFlow) -> Seen:
+    response = flow.response
+    if response is None:
+        return Seen(flow, time.time(), None)
+    data = response.data
+    return Seen(flow, time.time(), (data.status_code, data.headers.fields, data.content))
+
+
+def observation_from_flow(flow: http.HTTPFlow, seen: Seen | None = None) -> Observation:
     """The flow as the core sees it. Headers and body are decoded only when a rule asks for them:
-    most proxied flows are not job traffic, and for those the URL and status decide."""
+    most proxied flows are not job traffic, and for those the URL and status decide. `seen`: a
+    live flow handled after its hook, as the hook saw it (mitmproxy no longer calls it live)."""
     request, response = flow.request, flow.response
     request_ts = request.timestamp_start
+    arrived = seen.arrived if seen is not None else None
     if response is not None:
-        response_ts = response.timestamp_end or response.timestamp_start or time.time()
-        if flow.is_replay == "response" and flow.live:
-            response_ts = time.time()  # a replayed response keeps its recorded times; it arrives now
-        status: int | None = response.status_code
+        response_ts = response.timestamp_end or response.timestamp_start or arrived or time.time()
+        if flow.is_replay == "response" and (flow.live or seen is not None):
+            response_ts = arrived or time.time()  # a replayed response keeps its recorded times; it arrives now
+        if seen is not None and seen.response is not None:
+            status, fields, raw = seen.response
+        else:
+            status, fields, raw = response.status_code, response.headers.fields, response.raw_content
     else:
         response_ts = (flow.error.timestamp if flow.error else None) or request.timestamp_end or request_ts
-        status = None
+        status, fields, raw = None, (), None
     peer = flow.client_conn.peername
     metadata = flow.metadata
     har = metadata.get("har") if metadata and isinstance(metadata.get("har"), dict) else {}
@@ -92,23 +120,22 @@ def observation_from_flow(flow: http.HTTPFlow) -> Observation:
         url=request_url(request),
         status=status,
         request_headers=lambda: headers_of(request.headers.fields),
-        response_headers=(lambda: headers_of(response.headers.fields)) if response is not None else None,
+        response_headers=(lambda: headers_of(fields)) if response is not None else None,
         request_ts=request_ts,
         response_ts=response_ts,
         client=har.get("connection") or (f"{peer[0]}:{peer[1]}" if peer else None),
         served_from="browser-cache" if har.get("_fromCache") else None,  # a HAR entry kept in a flow file
     )
     if response is not None:
-        observation.with_body_loader(lambda obs: _body_excerpt(response, obs.response_headers))
+        observation.with_body_loader(lambda obs: _body_excerpt(raw, obs.response_headers))
     return observation
 
 
-def _body_excerpt(response: http.Response, headers: Headers) -> tuple[bytes, bool]:
+def _body_excerpt(raw: bytes | None, headers: Headers) -> tuple[bytes, bool]:
     """Decoded body, at most BODY_EXCERPT_LIMIT bytes; nothing for binary bodies or ones that do
     not decode. Read from the raw bytes through the bounded decoder, never through mitmproxy's
     `content` (which inflates in full and keeps the result in its decode cache). `headers` are
     the response's as Headers: a lookup in mitmproxy's multidict scans and lower-cases them all."""
-    raw = response.raw_content
     if not raw:
         return b"", False
     content_type = headers.get("content-type", "").lower()

@@ -105,9 +105,10 @@ class Verifier:
     # --- hooks' side (event loop, never waits) -------------------------------------------------
 
     def consider(self, flow: http.HTTPFlow, update: Update, stale_date_after: float) -> None:
-        """After the tracker observed `flow`: start a check if the core says this poll needs one."""
-        if not self.enabled or not flow.live or flow.is_replay or update.job is None or update.poll is None:
-            return  # recorded or replayed traffic: its origin is not asked
+        """After the tracker observed `flow`, live traffic: start a check if the core says this poll
+        needs one."""
+        if not self.enabled or flow.is_replay or update.job is None or update.poll is None:
+            return  # replayed traffic: its origin is not asked
         if update.poll.flow_id != flow.id:
             return
         if update.job.terminal_state is not None:

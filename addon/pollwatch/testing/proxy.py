@@ -12,14 +12,16 @@ from typing import Any
 
 from pollwatch.demo.proxy import ProxyProcess
 from pollwatch.mitm import mitmdump
+from pollwatch.mitm.batch import SECONDS as BATCH_SECONDS
 from pollwatch.store.database import FLUSH_INTERVAL
 from pollwatch.store.query import list_findings, list_jobs
 from pollwatch.store.reading import open_database
 from pollwatch.testing.cases import Case, VariantFile
 from pollwatch.testing.variants import serving_file
 
-SETTLE = FLUSH_INTERVAL + 0.2
-"""How long after the last traffic the writer has surely flushed it (it writes every 0.5 s)."""
+SETTLE = BATCH_SECONDS + FLUSH_INTERVAL + 0.2
+"""How long after the last traffic the writer has surely flushed it (the watcher handles a live
+flow within 0.1 s, the writer writes every 0.5 s)."""
 
 
 class Window:
