@@ -15,9 +15,13 @@ proxy's CPU split into its main thread (the event loop, where hooks run) and the
 With `--hooks`, one more pollwatch proxy per load runs pollwatch's script with every sync hook
 timed (thread CPU time inside mitmdump, where the hooks meet the proxy's own work between flows;
 an in-process loop over flows, as scripts/bench_profile.py runs, keeps its caches warm and
-reads lower).
+reads lower). Live flows are handled in batches after their hooks (mitm/batch.py); the batch's
+work is timed as `PollWatch.batch`. With `--flow-by-flow`, one more pollwatch proxy per round
+handles each flow in its own hook (`pollwatch_batch=1`, as before batching), interleaved with the
+others, for the difference batching makes.
 
     .venv/bin/python scripts/bench_overhead.py [--requests 3000] [--rounds 3] [--load all-polls realistic mix] [--hooks]
+        [--flow-by-flow]
 """
 
 from __future__ import annotations
@@ -161,6 +165,10 @@ for addon in watched:
         hook = getattr(addon, name, None)
         if hook is not None and not inspect.iscoroutinefunction(hook):
             setattr(addon, name, timed(hook, f"{type(addon).__name__}.{name}"))
+    batch = getattr(addon, "batch", None)
+    if batch is not None:  # live flows handled together, after their hooks (mitm/batch.py)
+        for name in ("flush", "drain"):
+            setattr(batch, name, timed(getattr(batch, name), f"{type(addon).__name__}.batch"))
 
 class Report:
     def done(self):
@@ -171,10 +179,11 @@ addons = [*watched, Report()]
 """pollwatch's mitmdump script with its sync hooks timed (thread CPU), summed up at shutdown."""
 
 
-def hook_times(api: SampleAPI, load: str, requests: int, script: Path, db: Path) -> dict[str, float]:
+def hook_times(api: SampleAPI, load: str, requests: int, script: Path, db: Path,
+               extra: list[str] | None = None) -> dict[str, float]:
     """Thread CPU microseconds per request spent in each of pollwatch's sync hooks inside mitmdump
     (the warm-up requests included: the hooks are timed from start-up)."""
-    with ProxyProcess(None, extra_args=["-s", str(script), "--set", f"pollwatch_db={db}"]) as proxy:
+    with ProxyProcess(None, extra_args=["-s", str(script), "--set", f"pollwatch_db={db}", *(extra or [])]) as proxy:
         with httpx.Client(proxy=proxy.url, trust_env=False, timeout=30) as http:
             LOADS[load](Client(http), api, 50)
             LOADS[load](Client(http), api, requests)
@@ -198,39 +207,57 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--load", nargs="+", choices=list(LOADS), default=list(LOADS))
     parser.add_argument("--hooks", action="store_true", help="also time each of pollwatch's hooks inside mitmdump")
+    parser.add_argument("--flow-by-flow", action="store_true",
+                        help="also run pollwatch handling each flow in its hook (pollwatch_batch=1), interleaved")
     args = parser.parse_args()
+    watchers = {"pollwatch": []}
+    if args.flow_by_flow:
+        watchers["flow by flow"] = ["--set", "pollwatch_batch=1"]
     with tempfile.TemporaryDirectory() as tmp, SampleAPI(timing=Timing(0.02, 0.1)) as api:
         scripts = {}
         for name, code in BASELINES.items():
             scripts[name] = Path(tmp) / f"{name.replace(' ', '_')}.py"
             scripts[name].write_text(code)
         for load in args.load:
-            results: dict[str, list[tuple[float, ...]]] = {name: [] for name in (*BASELINES, "pollwatch")}
+            results: dict[str, list[tuple[float, ...]]] = {name: [] for name in (*BASELINES, *watchers)}
             for round_ in range(args.rounds):  # interleaved, so drift on a shared machine hits all alike
                 for name, script in scripts.items():
                     results[name].append(measure(api, load, args.requests, None, ["-s", str(script)]))
-                db = Path(tmp) / f"bench-{load}-{round_}.sqlite"
-                results["pollwatch"].append(measure(api, load, args.requests, db, []))
+                for name, extra in watchers.items():
+                    db = Path(tmp) / f"bench-{load}-{round_}-{len(extra)}.sqlite"
+                    results[name].append(measure(api, load, args.requests, db, extra))
                 print(f"{load} round {round_ + 1}: " + ", ".join(f"{n} {v[-1][0]:.3f}" for n, v in results.items())
                       + " ms CPU/request", flush=True)
-            medians = {name: [statistics.median(x) for x in zip(*values)] for name, values in results.items()}
-            cpu, rate, p99, _, _ = medians["pollwatch"]
-            print(f"{load}: median over {args.rounds} rounds of {args.requests} requests (proxy CPU ms per request, "
-                  f"requests/s, client p99 ms):")
-            for name in BASELINES:
-                b_cpu, b_rate, b_p99, _, _ = medians[name]
-                print(f"  {name:<13} {b_cpu:.3f} ms {b_rate:.0f}/s p99 {b_p99:.1f}   pollwatch {cpu:.3f} ms {rate:.0f}/s "
-                      f"p99 {p99:.1f}   CPU ratio {cpu / b_cpu:.3f}x  throughput {rate / b_rate:.3f}x  "
-                      f"p99 {p99 / b_p99:.3f}x", flush=True)
-            print("  CPU ms per request by thread (main: the event loop, where hooks run; other: pollwatch's writer): "
-                  + ", ".join(f"{name} {v[3]:.3f} + {v[4]:.3f}" for name, v in medians.items()), flush=True)
+            report(load, args.rounds, args.requests, results, watchers)
             if args.hooks:
                 script = Path(tmp) / "timed_pollwatch.py"
                 script.write_text(TIMED_SCRIPT)
-                times = hook_times(api, load, args.requests, script, Path(tmp) / f"hooks-{load}.sqlite")
-                print(f"  pollwatch's hooks inside mitmdump: {sum(times.values()):.0f} us thread CPU per request ("
-                      + ", ".join(f"{k} {v:.0f}" for k, v in times.items()) + ")", flush=True)
+                for name, extra in watchers.items():
+                    times = hook_times(api, load, args.requests, script, Path(tmp) / f"hooks-{load}-{len(extra)}.sqlite",
+                                       extra)
+                    print(f"  {name}'s hooks inside mitmdump: {sum(times.values()):.0f} us thread CPU per request ("
+                          + ", ".join(f"{k} {v:.0f}" for k, v in times.items()) + ")", flush=True)
 
+
+def report(load: str, rounds: int, requests: int, results: dict[str, list[tuple[float, ...]]],
+           watchers: dict[str, list[str]]) -> None:
+    """Medians per contender, each pollwatch run against each baseline, and the CPU ratio round by
+    round (each run against the baseline run beside it: drift between rounds cancels out)."""
+    medians = {name: [statistics.median(x) for x in zip(*values)] for name, values in results.items()}
+    print(f"{load}: median over {rounds} rounds of {requests} requests (proxy CPU ms per request, "
+          f"requests/s, client p99 ms):")
+    for watcher in watchers:
+        cpu, rate, p99, _, _ = medians[watcher]
+        for name in BASELINES:
+            b_cpu, b_rate, b_p99, _, _ = medians[name]
+            paired = [ours[0] / theirs[0] for ours, theirs in zip(results[watcher], results[name])]
+            print(f"  {watcher} against {name}: {cpu:.3f} ms {rate:.0f}/s p99 {p99:.1f} / {b_cpu:.3f} ms "
+                  f"{b_rate:.0f}/s p99 {b_p99:.1f}   CPU ratio {cpu / b_cpu:.3f}x  throughput {rate / b_rate:.3f}x  "
+                  f"p99 {p99 / b_p99:.3f}x", flush=True)
+            print("    CPU ratio round by round: " + " ".join(f"{r:.3f}" for r in paired)
+                  + f", median {statistics.median(paired):.3f}x", flush=True)
+    print("  CPU ms per request by thread (main: the event loop, where hooks run; other: pollwatch's writer): "
+          + ", ".join(f"{name} {v[3]:.3f} + {v[4]:.3f}" for name, v in medians.items()), flush=True)
 
 if __name__ == "__main__":
     main()
