@@ -4,18 +4,21 @@ flow by flow, none lost, none held longer than a batch's time, and flow by flow 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sqlite3
+import time
 
 import pytest
-from mitmproxy import exceptions
+from mitmproxy import exceptions, io
+from mitmproxy.addons.clientplayback import ClientPlayback
 from mitmproxy.addons.save import Save
 from mitmproxy.test import taddons
 
 from pollwatch.mitm import batch
 from pollwatch.mitm.addon import PollWatch
 from pollwatch.mitm.fix import FixSwitch
-from test_addon_hooks import create_flow, poll_flow
+from test_addon_hooks import create_flow, make_flow, poll_flow
 
 
 class Updates:
@@ -124,16 +127,21 @@ def test_a_batch_size_below_one_is_refused(tmp_path):
             tctx.configure(addon, pollwatch_db="", pollwatch_batch=0)
 
 
-async def test_while_mitmproxy_writes_flows_to_a_file_each_is_handled_in_its_hook(tmp_path):
-    """mitmproxy's writer saves a flow right after pollwatch's hook: the file must hold the marks."""
-    addon = PollWatch()
-    with taddons.context(addon, Save()) as tctx:
-        tctx.configure(addon, pollwatch_db="", save_stream_file=str(tmp_path / "out.flows"))
+async def test_while_mitmproxy_writes_flows_to_a_file_the_file_holds_the_marks(tmp_path):
+    """mitmproxy's writer saves a flow right after pollwatch's hook: each flow is handled in it."""
+    addon, save, path = PollWatch(), Save(), tmp_path / "out.flows"
+    with taddons.context(addon, save) as tctx:
+        tctx.configure(addon, pollwatch_db="")
+        tctx.configure(save, save_stream_file=str(path))
         addon.running()
-        flow = create_flow()
-        addon.response(flow)
-        assert len(addon.tracker.jobs) == 1 and "pollwatch: job e-1" in flow.comment
+        for flow in polled_job():
+            addon.response(flow)
+            save.response(flow)
         addon.done()
+        save.done()
+    with path.open("rb") as file:
+        saved = list(io.FlowReader(file).stream())
+    assert "pollwatch: job e-1" in saved[0].comment and saved[2].marked == ":warning:"
 
 
 async def test_what_the_tracker_knows_is_asked_only_after_the_queue_is_handled(running):
@@ -145,13 +153,14 @@ async def test_what_the_tracker_knows_is_asked_only_after_the_queue_is_handled(r
     assert addon.jobs()[0] == "1 job(s)" and next(iter(addon.tracker.jobs.values())).polls == 1
 
 
-async def test_the_fix_switch_sees_a_poll_the_batch_has_not_handled_yet(running):
+async def test_with_the_fix_switch_on_each_flow_is_handled_in_its_hook_on_the_original_response(running):
     addon, tctx, _ = running
     fix = FixSwitch(addon)
     tctx.configure(addon, pollwatch_fix="no-store")
     addon.response(create_flow())
     poll = poll_flow("running", cache="max-age=30")
     addon.response(poll)
+    assert len(addon.batch) == 0 and "status-cacheable" in poll.comment
     fix.response(poll)
     assert poll.response.headers["cache-control"] == "no-store"
 
@@ -203,3 +212,101 @@ async def test_a_queued_response_is_read_as_pollwatchs_hook_saw_it(running):
     addon.batch.flush()
     [job] = addon.tracker.jobs.values()
     assert job.last_state.value == "running" and "status-cacheable" in poll.comment
+
+
+async def test_a_flow_replayed_while_queued_is_handled_as_the_response_it_had():
+    """mitmproxy's client replay (`r` in mitmweb) reuses the flow: no response, is_replay set."""
+    addon = PollWatch()
+    with taddons.context(addon, ClientPlayback()) as tctx:
+        tctx.configure(addon, pollwatch_db="")
+        addon.running()
+        addon.response(create_flow())
+        poll = poll_flow("running", cache="max-age=30")
+        addon.response(poll)
+        poll.live = False
+        tctx.master.commands.call("replay.client", [poll])
+        addon.batch.flush()
+        [job] = addon.tracker.jobs.values()
+        addon.done()
+    assert [s.value for s in job.states] == ["queued", "running"] and poll.marked == ":warning:"
+
+
+async def test_the_flow_filter_judges_the_flow_as_pollwatchs_hook_saw_it(running):
+    addon, tctx, _ = running
+    tctx.configure(addon, pollwatch_filter="~hs X-Tenant")
+    flow = make_flow("POST", "http://api.test/api/exports", 202, '{"id": "e-1", "status": "queued"}',
+                     {"Location": "/api/exports/e-1", "Content-Type": "application/json", "X-Tenant": "a"})
+    addon.response(flow)
+    flow.response.headers.pop("X-Tenant")  # a later script's response hook
+    addon.batch.flush()
+    assert len(addon.tracker.jobs) == 1
+
+
+async def test_a_listener_that_asks_the_tracker_keeps_the_flows_in_arrival_order(running):
+    """A listener reading the tracker flushes the queue from inside a chunk: the chunk's rest must
+    still come before the flows after it (else `succeeded` then `running`: a false regression)."""
+    addon, tctx, _ = running
+    tctx.configure(addon, pollwatch_batch=1000)
+    order = []
+    addon.on_handled(lambda flow, update: (order.append(flow.metadata["n"]), addon.job_key_of(flow)))
+    flows = [create_flow(), *(poll_flow("running") for _ in range(batch.CHUNK + 3)), poll_flow("succeeded")]
+    for n, flow in enumerate(flows):
+        flow.metadata["n"] = n
+        addon.response(flow)
+    addon.batch.drain()
+    [job] = addon.tracker.jobs.values()
+    assert order == list(range(len(flows))) and job.last_state.value == "succeeded"
+
+
+async def test_under_more_flows_than_a_chunk_per_loop_turn_flows_still_wait_about_a_batchs_time(running):
+    """Each callback takes a chunk and every flow that has waited its time: the queue cannot grow
+    without end, so no flow waits much longer than SECONDS and a turn or two of the loop."""
+    addon, _, _ = running
+    waits, turns, handle = [], [], addon.batch._handle
+
+    def timed(flow, observation):
+        waits.append(time.monotonic() - flow.metadata["queued"])
+        return handle(flow, observation)
+
+    addon.batch._handle = timed
+    gc.disable()  # a collector pause holds up the loop as much as anything the test is after
+    try:
+        for _ in range(150):
+            began = time.monotonic()
+            for flow in [create_flow(), *(poll_flow("running") for _ in range(3 * batch.CHUNK - 1))]:
+                flow.metadata["queued"] = time.monotonic()  # many connections finishing in one turn
+                addon.response(flow)
+            await asyncio.sleep(0)
+            turns.append(time.monotonic() - began)
+        while len(addon.batch):
+            await asyncio.sleep(0)
+    finally:
+        gc.enable()
+    assert len(waits) == 150 * 3 * batch.CHUNK and max(waits) < batch.SECONDS + 2 * max(turns) + 0.02
+
+
+async def test_a_listener_that_fails_is_counted_and_the_mark_still_announced(running):
+    addon, _, updates = running
+    addon.on_handled(lambda flow, update: 1 / 0)
+    addon.response(create_flow())
+    poll = poll_flow("running", cache="max-age=30")
+    addon.response(poll)
+    addon.batch.flush()
+    assert poll.marked == ":warning:" and poll in updates.flows and addon.internal_errors == 2
+
+
+async def test_a_failed_exchange_waits_in_the_batch_like_a_response(running):
+    addon, _, _ = running
+    addon.response(create_flow())
+    failed = poll_flow("running")
+    failed.response, failed.error = None, flow_error()
+    addon.error(failed)
+    assert len(addon.batch) == 2
+    addon.batch.flush()
+    [job] = addon.tracker.jobs.values()
+    assert job.polls == 1
+
+
+def flow_error():
+    from mitmproxy.flow import Error
+    return Error("connection closed by the server")

@@ -22,11 +22,12 @@ from pydantic import ValidationError
 
 from pollwatch.mitm.batch import DEFAULT_SIZE, FlowBatch
 from pollwatch.mitm.compat import create_task
-from pollwatch.mitm.flows import Seen, observation_from_flow, raw_header
+from pollwatch.mitm.flows import observation_from_flow, raw_header
 from pollwatch.mitm.marks import annotate
 from pollwatch.core.config import Config
 from pollwatch.errors import ConfigError, StorageError, first_line
 from pollwatch.core.findings import Finding, Severity
+from pollwatch.core.observation import Observation
 from pollwatch.core.records import Update
 from pollwatch.core.redact import safe_text
 from pollwatch.contract_file import contract_config
@@ -78,7 +79,7 @@ class PollWatch:
         self._ticker: asyncio.Task | None = None
         self._flow_jobs: OrderedDict[str, str] = OrderedDict()  # flow id -> job key
         self._listeners: list[Callable[[http.HTTPFlow, Update], None]] = []
-        self.batch = FlowBatch(self._observe_all)
+        self.batch = FlowBatch(lambda flow, observation: self._feed(flow, observation, True), self._announce_changed)
         self.verifier = Verifier(self._verified)
         self.worker = WorkerWatch(self._worker_events)
 
@@ -100,9 +101,9 @@ class PollWatch:
         add("pollwatch_stale_date", int, 5, "A Date header older than the response's arrival by this many seconds is stale.")
         add("pollwatch_keep_bodies", bool, False, "Store response body excerpts in the database (they may hold secrets).")
         add("pollwatch_annotate", bool, True, "Mark and comment flows that carry findings.")
-        add("pollwatch_batch", int, DEFAULT_SIZE, "Live flows handled together, at most this many and at most "
-            "0.1 s after the first (about half the CPU per flow; no flow waits for it); 1 handles each flow in "
-            "its own hook. Flows are handled one by one while mitmproxy writes them to a file (-w).")
+        add("pollwatch_batch", int, DEFAULT_SIZE, "Live flows handled together after their hooks, up to this many or "
+            "0.1 s after the first (about half the CPU per flow; findings come up to 0.1 s later). 1 handles each "
+            "flow in its own hook, as pollwatch does with -w or pollwatch_fix.")
         add("pollwatch_verify", bool, False, "Active verification: when a cache answered a status poll (or may "
             "answer the next), fetch the status URL from the origin itself (GET, the client's credentials, "
             "Cache-Control: no-cache, X-Pollwatch-Check: 1) and compare.")
@@ -118,8 +119,6 @@ class PollWatch:
             if ctx.options.pollwatch_batch < 1:
                 raise exceptions.OptionsError("pollwatch_batch: must be 1 or more")
             self.batch.size = ctx.options.pollwatch_batch
-        if "save_stream_file" in updated:
-            self.batch.recording = bool(getattr(ctx.options, "save_stream_file", None))
         if updated & CORE_OPTIONS:
             if self.tracker.jobs:
                 log.info(f"{PREFIX} settings changed: job tracking starts afresh")
@@ -138,6 +137,8 @@ class PollWatch:
             self._configure_verifier()
         if updated & WORKER_OPTIONS:
             self.session.settings |= configure_worker(self.worker, ctx.options)
+        # flows saved to a file (-w) must carry their marks; the fix switch asks about every exchange
+        self.batch.in_hooks = bool(getattr(ctx.options, "save_stream_file", None)) or self.fix is not None
 
     def running(self) -> None:
         self.batch.start(asyncio.get_running_loop())
@@ -146,12 +147,10 @@ class PollWatch:
             self._ticker = create_task(self._tick_forever(), name="pollwatch lifecycle ticker")
 
     def response(self, flow: http.HTTPFlow) -> None:
-        if not self.batch.offer(flow):
-            self._observe(flow, flow.live)
+        self._observe(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        if not self.batch.offer(flow):
-            self._observe(flow, flow.live)
+        self._observe(flow)
 
     def done(self) -> None:
         if self._ticker is not None:
@@ -230,29 +229,34 @@ class PollWatch:
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _observe_all(self, batch: list[Seen]) -> None:
-        """A batch of live flows (mitm/batch.py); those it marked or commented are announced, so
-        mitmweb and the console show the marks."""
-        changed = [seen.flow for seen in batch if self._observe(seen.flow, True, seen)]
-        if changed:
-            with self._guard():
-                ctx.master.addons.trigger(UpdateHook(changed))
-
-    def _observe(self, flow: http.HTTPFlow, live: bool, seen: Seen | None = None) -> bool:
-        """Feed one flow to the tracker; True when the flow was marked or commented. `live`: it came
-        through the proxy now (a queued flow was, though mitmproxy no longer says so once it is done)."""
+    def _observe(self, flow: http.HTTPFlow) -> None:
+        """The hook's part: the flow as it is now, queued for its batch or handled at once."""
         try:  # not `with self._guard()`: a generator context manager costs every flow
             if flow.metadata.get(UNWATCHED) or (self.filter is not None and not self.filter(flow)):
-                return False
-            if raw_header(flow.request.headers.fields, CHECK_HEADER_RAW) is not None:
-                return False  # pollwatch's own origin check, come through a proxy after all
-            self.seen_live = self.seen_live or live
-            update = self.tracker.observe(observation_from_flow(flow, seen))
-            if update is not None:
-                return self._handle(flow, update, live)
+                return
+            if raw_header(flow.request.data.headers.fields, CHECK_HEADER_RAW) is not None:
+                return  # pollwatch's own origin check, come through a proxy after all
+            observation = observation_from_flow(flow)
+            if not self.batch.offer(flow, observation):
+                self._feed(flow, observation, flow.live)
         except Exception:
             self._internal_error()
-        return False
+
+    def _announce_changed(self, flows: list[http.HTTPFlow]) -> None:
+        """Flows a batch marked or commented, announced so that mitmweb and the console show it."""
+        with self._guard():
+            ctx.master.addons.trigger(UpdateHook(flows))
+
+    def _feed(self, flow: http.HTTPFlow, observation: Observation, live: bool) -> bool:
+        """Feed one flow to the tracker; True when the flow was marked or commented. `live`: it came
+        through the proxy now (a queued flow did, though mitmproxy no longer says so once it is done)."""
+        try:
+            self.seen_live = self.seen_live or live
+            update = self.tracker.observe(observation)
+            return update is not None and self._handle(flow, update, live)
+        except Exception:
+            self._internal_error()
+            return False
 
     def _handle(self, flow: http.HTTPFlow, update: Update, live: bool) -> bool:
         """Job traffic: store it, mark the flow, say what is new, consider an origin check."""
@@ -268,7 +272,10 @@ class PollWatch:
         if live:  # recorded or replayed traffic: its origin is not asked
             self.verifier.consider(flow, update, self.tracker.config.stale_date_after)
         for listener in self._listeners:
-            listener(flow, update)
+            try:
+                listener(flow, update)
+            except Exception:
+                self._internal_error()
         return marked
 
     def _remember(self, flow_id: str, job_key: str) -> None:

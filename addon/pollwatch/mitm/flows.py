@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from typing import NamedTuple
 
 from mitmproxy import http
 
@@ -71,43 +70,22 @@ def headers_of(fields: tuple[tuple[bytes, bytes], ...]) -> Headers:
     return headers
 
 
-Fields = tuple[tuple[bytes, bytes], ...]
-
-
-class Seen(NamedTuple):
-    """A live flow as pollwatch's hook saw it, kept for handling after the hook (mitm/batch.py):
-    when the hook ran, and the response's status, raw header fields and raw body. Addons after
-    pollwatch's (mitmproxy's modify_headers, the fix switch, a later script) may still change the
-    response; these values are immutable, so keeping them costs nothing."""
-
-    flow: http.HTTPFlow
-    arrived: float
-    response: tuple[int, Fields, bytes | None] | None
-
-
-def seen_now(flow: http.HTTPFlow) -> Seen:
-    response = flow.response
-    if response is None:
-        return Seen(flow, time.time(), None)
-    data = response.data
-    return Seen(flow, time.time(), (data.status_code, data.headers.fields, data.content))
-
-
-def observation_from_flow(flow: http.HTTPFlow, seen: Seen | None = None) -> Observation:
+def observation_from_flow(flow: http.HTTPFlow) -> Observation:
     """The flow as the core sees it. Headers and body are decoded only when a rule asks for them:
-    most proxied flows are not job traffic, and for those the URL and status decide. `seen`: a
-    live flow handled after its hook, as the hook saw it (mitmproxy no longer calls it live)."""
+    most proxied flows are not job traffic, and for those the URL and status decide. What they are
+    decoded from is taken now (mitmproxy's raw header fields and raw body, immutable values): a
+    live flow is handled after its hook (mitm/batch.py), and addons after pollwatch's (the fix
+    switch, a later script, a client replay) may change the flow meanwhile."""
     request, response = flow.request, flow.response
     request_ts = request.timestamp_start
-    arrived = seen.arrived if seen is not None else None
+    request_fields = request.data.headers.fields
     if response is not None:
-        response_ts = response.timestamp_end or response.timestamp_start or arrived or time.time()
-        if flow.is_replay == "response" and (flow.live or seen is not None):
-            response_ts = arrived or time.time()  # a replayed response keeps its recorded times; it arrives now
-        if seen is not None and seen.response is not None:
-            status, fields, raw = seen.response
-        else:
-            status, fields, raw = response.status_code, response.headers.fields, response.raw_content
+        response_ts = response.timestamp_end or response.timestamp_start or time.time()
+        if flow.is_replay == "response" and flow.live:
+            response_ts = time.time()  # a replayed response keeps its recorded times; it arrives now
+        data = response.data
+        status: int | None = data.status_code
+        fields, raw = data.headers.fields, data.content
     else:
         response_ts = (flow.error.timestamp if flow.error else None) or request.timestamp_end or request_ts
         status, fields, raw = None, (), None
@@ -119,7 +97,7 @@ def observation_from_flow(flow: http.HTTPFlow, seen: Seen | None = None) -> Obse
         method=request.method,
         url=request_url(request),
         status=status,
-        request_headers=lambda: headers_of(request.headers.fields),
+        request_headers=lambda: headers_of(request_fields),
         response_headers=(lambda: headers_of(fields)) if response is not None else None,
         request_ts=request_ts,
         response_ts=response_ts,
