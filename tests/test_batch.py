@@ -1,5 +1,6 @@
-"""Live flows handled in small batches once the proxy runs (mitm/batch.py): the same answers as
-flow by flow, none lost, none held longer than a batch's time, and flow by flow where it must be."""
+"""Live flows handled in small batches once the proxy runs, when `pollwatch_batch` asks for it
+(mitm/batch.py): the same answers as flow by flow, none lost, none held longer than a batch's
+time, and flow by flow where it must be."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ async def running(tmp_path):
     """A watcher inside a proxy that runs (its `running` hook called in the test's event loop)."""
     addon, updates = PollWatch(), Updates()
     with taddons.context(addon, updates) as tctx:
-        tctx.configure(addon, pollwatch_db=str(tmp_path / "pw.sqlite"))
+        tctx.configure(addon, pollwatch_db=str(tmp_path / "pw.sqlite"), pollwatch_batch=64)
         addon.running()
         yield addon, tctx, updates
         addon.done()
@@ -113,6 +114,16 @@ async def test_a_flow_that_is_not_live_is_handled_at_once_after_the_queued_ones(
     assert job.polls == 1 and len(addon.batch) == 0
 
 
+async def test_by_default_each_flow_is_handled_in_its_hook(tmp_path):
+    addon = PollWatch()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, pollwatch_db="")
+        addon.running()
+        addon.response(create_flow())
+        assert len(addon.tracker.jobs) == 1 and len(addon.batch) == 0
+        addon.done()
+
+
 async def test_batch_size_one_handles_each_flow_in_its_hook(running):
     addon, tctx, _ = running
     tctx.configure(addon, pollwatch_batch=1)
@@ -131,7 +142,7 @@ async def test_while_mitmproxy_writes_flows_to_a_file_the_file_holds_the_marks(t
     """mitmproxy's writer saves a flow right after pollwatch's hook: each flow is handled in it."""
     addon, save, path = PollWatch(), Save(), tmp_path / "out.flows"
     with taddons.context(addon, save) as tctx:
-        tctx.configure(addon, pollwatch_db="")
+        tctx.configure(addon, pollwatch_db="", pollwatch_batch=64)
         tctx.configure(save, save_stream_file=str(path))
         addon.running()
         for flow in polled_job():
@@ -168,7 +179,7 @@ async def test_with_the_fix_switch_on_each_flow_is_handled_in_its_hook_on_the_or
 async def test_flows_still_queued_when_the_proxy_stops_are_stored(tmp_path):
     addon = PollWatch()
     with taddons.context(addon) as tctx:
-        tctx.configure(addon, pollwatch_db=str(tmp_path / "pw.sqlite"))
+        tctx.configure(addon, pollwatch_db=str(tmp_path / "pw.sqlite"), pollwatch_batch=64)
         addon.running()
         for flow in polled_job():
             addon.response(flow)
@@ -218,7 +229,7 @@ async def test_a_flow_replayed_while_queued_is_handled_as_the_response_it_had():
     """mitmproxy's client replay (`r` in mitmweb) reuses the flow: no response, is_replay set."""
     addon = PollWatch()
     with taddons.context(addon, ClientPlayback()) as tctx:
-        tctx.configure(addon, pollwatch_db="")
+        tctx.configure(addon, pollwatch_db="", pollwatch_batch=64)
         addon.running()
         addon.response(create_flow())
         poll = poll_flow("running", cache="max-age=30")

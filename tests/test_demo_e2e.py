@@ -80,3 +80,12 @@ def test_unknown_scenario_is_a_usage_error():
     pollwatch = Path(sys.executable).with_name("pollwatch")
     done = subprocess.run([str(pollwatch), "demo", "--scenario", "nope"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "unknown scenario nope" in done.stderr
+
+
+def test_with_flows_handled_in_batches_every_scenario_produces_the_same_findings(demo_run, tmp_path):
+    """`pollwatch_batch=64` (mitm/batch.py) through a real mitmdump, no recording (with `-w` each
+    flow is handled in its hook): the findings of flow-by-flow handling, job for job."""
+    batched = run_demo(list(SCENARIOS.values()), db=tmp_path / "batched.sqlite", record=None,
+                       options=["pollwatch_batch=64"])
+    assert {r.scenario.name: r.codes for r in batched.results} == {r.scenario.name: r.codes for r in demo_run.results}
+    assert all(r.error is None and r.jobs for r in batched.results)
