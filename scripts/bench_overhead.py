@@ -15,13 +15,12 @@ proxy's CPU split into its main thread (the event loop, where hooks run) and the
 With `--hooks`, one more pollwatch proxy per load runs pollwatch's script with every sync hook
 timed (thread CPU time inside mitmdump, where the hooks meet the proxy's own work between flows;
 an in-process loop over flows, as scripts/bench_profile.py runs, keeps its caches warm and
-reads lower). Live flows are handled in batches after their hooks (mitm/batch.py); the batch's
-work is timed as `PollWatch.batch`. With `--flow-by-flow`, one more pollwatch proxy per round
-handles each flow in its own hook (`pollwatch_batch=1`, as before batching), interleaved with the
-others, for the difference batching makes.
+reads lower). With `--batched`, one more pollwatch proxy per round handles live flows in batches
+after their hooks (`pollwatch_batch=64`, mitm/batch.py), interleaved with the others, for the
+difference batching makes; the batch's work is timed as `PollWatch.batch`.
 
     .venv/bin/python scripts/bench_overhead.py [--requests 3000] [--rounds 3] [--load all-polls realistic mix] [--hooks]
-        [--flow-by-flow]
+        [--batched]
 """
 
 from __future__ import annotations
@@ -207,12 +206,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--load", nargs="+", choices=list(LOADS), default=list(LOADS))
     parser.add_argument("--hooks", action="store_true", help="also time each of pollwatch's hooks inside mitmdump")
-    parser.add_argument("--flow-by-flow", action="store_true",
-                        help="also run pollwatch handling each flow in its hook (pollwatch_batch=1), interleaved")
+    parser.add_argument("--batched", action="store_true",
+                        help="also run pollwatch handling live flows in batches (pollwatch_batch=64), interleaved")
     args = parser.parse_args()
     watchers = {"pollwatch": []}
-    if args.flow_by_flow:
-        watchers["flow by flow"] = ["--set", "pollwatch_batch=1"]
+    if args.batched:
+        watchers["batched"] = ["--set", "pollwatch_batch=64"]
     with tempfile.TemporaryDirectory() as tmp, SampleAPI(timing=Timing(0.02, 0.1)) as api:
         scripts = {}
         for name, code in BASELINES.items():
@@ -251,11 +250,13 @@ def report(load: str, rounds: int, requests: int, results: dict[str, list[tuple[
         for name in BASELINES:
             b_cpu, b_rate, b_p99, _, _ = medians[name]
             paired = [ours[0] / theirs[0] for ours, theirs in zip(results[watcher], results[name])]
+            tails = [ours[2] / theirs[2] for ours, theirs in zip(results[watcher], results[name])]
             print(f"  {watcher} against {name}: {cpu:.3f} ms {rate:.0f}/s p99 {p99:.1f} / {b_cpu:.3f} ms "
                   f"{b_rate:.0f}/s p99 {b_p99:.1f}   CPU ratio {cpu / b_cpu:.3f}x  throughput {rate / b_rate:.3f}x  "
                   f"p99 {p99 / b_p99:.3f}x", flush=True)
             print("    CPU ratio round by round: " + " ".join(f"{r:.3f}" for r in paired)
-                  + f", median {statistics.median(paired):.3f}x", flush=True)
+                  + f", median {statistics.median(paired):.3f}x; p99 ratio round by round: "
+                  + " ".join(f"{r:.2f}" for r in tails) + f", median {statistics.median(tails):.2f}x", flush=True)
     print("  CPU ms per request by thread (main: the event loop, where hooks run; other: pollwatch's writer): "
           + ", ".join(f"{name} {v[3]:.3f} + {v[4]:.3f}" for name, v in medians.items()), flush=True)
 
