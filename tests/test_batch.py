@@ -321,3 +321,18 @@ async def test_a_failed_exchange_waits_in_the_batch_like_a_response(running):
 def flow_error():
     from mitmproxy.flow import Error
     return Error("connection closed by the server")
+
+
+async def test_an_empty_fix_option_is_no_fix_and_leaves_batching_on(running):
+    addon, tctx, _ = running
+    tctx.configure(addon, pollwatch_fix="")
+    addon.response(create_flow())
+    assert len(addon.batch) == 1
+
+
+async def test_with_origin_checks_on_each_flow_is_handled_in_its_hook(running):
+    """A check copies the client's request (URL, credentials) as it is in the hook."""
+    addon, tctx, _ = running
+    tctx.configure(addon, pollwatch_verify=True)
+    addon.response(create_flow())
+    assert len(addon.batch) == 0 and len(addon.tracker.jobs) == 1

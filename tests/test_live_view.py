@@ -292,3 +292,25 @@ def test_the_view_copies_the_snapshot_the_tracker_made_for_each_flow():
             assert made[-1] == watch.tracker.jobs[key].snapshot()
         assert view.board.get(key).job.terminal_state == "succeeded"
         assert len(made) == len(flows)
+
+
+def test_a_fault_after_the_tracker_handled_a_flow_does_not_keep_its_job_off_the_view():
+    """The view is told first: an internal error later (here in the origin-check planner) is
+    counted, and the job is on the board all the same."""
+    from mitmproxy.test import taddons
+
+    from pollwatch.live.addon import LiveView
+    from pollwatch.mitm.addon import PollWatch
+    from test_addon_hooks import create_flow
+
+    def broken(*args) -> None:
+        raise RuntimeError("a fault in pollwatch")
+
+    watch = PollWatch()
+    view = LiveView(watch)
+    with taddons.context(watch, view) as tctx:
+        tctx.configure(watch, pollwatch_db="")
+        watch.verifier.consider = broken
+        flow = create_flow()
+        watch.response(flow)
+        assert watch.internal_errors == 1 and view.board.get(watch.job_key_of(flow)) is not None

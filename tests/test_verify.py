@@ -195,6 +195,20 @@ async def test_verification_is_off_by_default(origin):
     assert origin.checks == [] and addon.tracker.jobs
 
 
+async def test_recorded_flows_are_not_checked_at_their_origin(watch, origin):
+    """`mitmdump -nr`: flows read from a file are not live; their origin is not asked."""
+    addon, tctx = watch
+    flows = [exchange("POST", f"{origin.url}/api/exports?fault=etag-stuck")]
+    status_url = f"{origin.url}/api/exports/{json.loads(flows[0].response.content)['id']}"
+    flows += [exchange("GET", status_url, headers) for headers in (None, {"If-None-Match": STUCK_ETAG})]
+    for flow in flows:
+        flow.live = False
+        await tctx.cycle(addon, flow)
+    await asyncio.sleep(0.1)
+    await addon.verifier.drain()
+    assert origin.checks == [] and len(addon.tracker.jobs) == 1
+
+
 async def test_a_flow_carrying_the_check_marker_is_not_watched(watch, origin):
     addon, tctx = watch
     await tctx.cycle(addon, exchange("POST", f"{origin.url}/api/exports", {CHECK_HEADER: "1"}))

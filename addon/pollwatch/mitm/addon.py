@@ -102,8 +102,8 @@ class PollWatch:
         add("pollwatch_keep_bodies", bool, False, "Store response body excerpts in the database (they may hold secrets).")
         add("pollwatch_annotate", bool, True, "Mark and comment flows that carry findings.")
         add("pollwatch_batch", int, DEFAULT_SIZE, "More than 1 (64 is good): live flows handled together after "
-            "their hooks, up to this many or 0.1 s after the first: about half pollwatch's CPU per flow, findings "
-            "up to 0.1 s later, a longer tail of latency. Off with -w or pollwatch_fix.")
+            "their hooks, up to this many or 0.1 s after the first: up to half pollwatch's CPU per flow, findings "
+            "up to 0.1 s later, a longer tail of latency. Off with -w, pollwatch_fix or pollwatch_verify.")
         add("pollwatch_verify", bool, False, "Active verification: when a cache answered a status poll (or may "
             "answer the next), fetch the status URL from the origin itself (GET, the client's credentials, "
             "Cache-Control: no-cache, X-Pollwatch-Check: 1) and compare.")
@@ -137,8 +137,8 @@ class PollWatch:
             self._configure_verifier()
         if updated & WORKER_OPTIONS:
             self.session.settings |= configure_worker(self.worker, ctx.options)
-        # flows saved to a file (-w) must carry their marks; the fix switch asks about every exchange
-        self.batch.in_hooks = bool(getattr(ctx.options, "save_stream_file", None)) or self.fix is not None
+        # each flow in its hook: -w saves it with its marks, the fix switch and origin checks read it there
+        self.batch.in_hooks = bool(getattr(ctx.options, "save_stream_file", None) or self.fix or self.verifier.enabled)
 
     def running(self) -> None:
         self.batch.start(asyncio.get_running_loop())
@@ -266,16 +266,16 @@ class PollWatch:
         if self.store is not None:
             self.store.submit(update)
         marked = self.annotate and annotate(flow, update)
+        for listener in self._listeners:  # before the rest: a fault there must not keep the job off the view
+            try:
+                listener(flow, update)
+            except Exception:
+                self._internal_error()
         for each in update.all():
             for finding in each.new_findings:
                 self._log(finding, live=live)
         if live:  # recorded or replayed traffic: its origin is not asked
             self.verifier.consider(flow, update, self.tracker.config.stale_date_after)
-        for listener in self._listeners:
-            try:
-                listener(flow, update)
-            except Exception:
-                self._internal_error()
         return marked
 
     def _remember(self, flow_id: str, job_key: str) -> None:

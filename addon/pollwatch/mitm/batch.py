@@ -2,20 +2,21 @@
 `pollwatch_batch`).
 
 Inside the proxy, pollwatch's code for one flow runs between mitmproxy's own work on other flows,
-which pushes pollwatch's code and data out of the CPU caches each time: the same code costs about
-twice as much there as in a loop over flows. Handling the flows that arrived within a short
-window together, in callbacks of the event loop, keeps those caches warm and halves pollwatch's
-CPU per flow (scripts/bench_overhead.py). The hook takes the flow's observation (what the flow
-was when the hook ran) and queues it; the flow goes on at once. It is not the default: the
-process as a whole saves too little to measure against the noise of a shared machine, the
-handling of a chunk delays the requests that arrive meanwhile (the client's p99 latency grows
-by a third on a load of job polls), and findings come up to SECONDS later.
+which pushes pollwatch's code and data out of the CPU caches each time: the same code costs two
+to three times as much there as in a loop over flows. Handling the flows that arrived within a
+short window together, in callbacks of the event loop, keeps those caches warmer: a quarter to a
+half less time in pollwatch's code per flow, about 5% of the proxy's CPU with every request a
+poll (scripts/bench_overhead.py --batched). The hook takes the flow's observation (what the flow
+was when the hook ran) and queues it; the flow goes on at once. It is not the default: handling
+a chunk delays the requests that arrive meanwhile (the client's p99 latency about 40% longer on a
+load of job polls), and findings come up to SECONDS later.
 
 A flow is handled in its own hook, as before, when batching is off (`size` 1), before the proxy
-runs (tests, `mitmdump -nr` replays), for flows that are not live, while mitmproxy writes flows to
-a file (`-w`: its writer saves each flow right after pollwatch's hook, and the file must hold
-pollwatch's marks and comments) and while the fix switch rewrites responses (it asks the tracker
-about every exchange). Whoever reads what the tracker knows calls `flush()` first.
+runs (tests), for flows that are not live (`mitmdump -nr` replays), while mitmproxy writes flows
+to a file (`-w`: its writer saves each flow right after pollwatch's hook, and the file must hold
+pollwatch's marks and comments), while the fix switch rewrites responses (it asks the tracker
+about every exchange) and while origin checks are on (a check copies the request as it is in the
+hook). Whoever reads what the tracker knows calls `flush()` first.
 """
 
 from __future__ import annotations
