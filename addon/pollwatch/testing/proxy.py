@@ -20,8 +20,8 @@ from pollwatch.testing.cases import Case, VariantFile
 from pollwatch.testing.variants import serving_file
 
 SETTLE = BATCH_SECONDS + FLUSH_INTERVAL + 0.2
-"""How long after the last traffic the writer has surely flushed it (the watcher handles a live
-flow within 0.1 s, the writer writes every 0.5 s)."""
+"""How long after the last traffic the writer has surely flushed it (it writes every 0.5 s; with
+`pollwatch_batch`, the watcher handles a live flow within 0.1 s)."""
 
 
 class Window:
