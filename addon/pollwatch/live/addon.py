@@ -5,8 +5,8 @@ watched as job traffic. Any client of the proxy can open it, mitmweb's users too
 
 The answer is computed in a worker thread (it reads SQLite), so the event loop never waits on
 it; only that one request waits. After each flow the watcher handled, the job it touched is
-copied onto the board, the view's source for what the tracker knows right now (within a batch's
-0.1 s: see mitm/batch.py).
+copied onto the board, the view's source for what the tracker knows right now (with
+`pollwatch_batch` on, up to 0.1 s later: see mitm/batch.py).
 """
 
 from __future__ import annotations
